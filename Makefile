@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 DISTRIBUTIONS := clients/python $(wildcard services/*)
 HAND_WRITTEN := clients/python services tests benchmarks tools
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# This machine's pip config names local indexes that may not exist; hide pip's noise about them.
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
 .PHONY: help
 help: ## List the targets
@@ -19,10 +22,10 @@ venv: $(VENV)/.installed ## Create .venv from requirements/dev.lock and install 
 
 $(VENV)/.installed: requirements/dev.lock $(addsuffix /pyproject.toml,$(DISTRIBUTIONS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.lock
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(addprefix -e ,$(DISTRIBUTIONS))
-	$(BIN)/python -m pip check
+	$(PIP) install -q --upgrade pip $(QUIET_PIP)
+	$(PIP) install -q -r requirements/dev.lock $(QUIET_PIP)
+	$(PIP) install -q --no-deps $(addprefix -e ,$(DISTRIBUTIONS)) $(QUIET_PIP)
+	$(PIP) check
 	touch $@
 
 $(BUF): package.json package-lock.json
@@ -45,6 +48,10 @@ check-protos: tools ## Fail if protos are unformatted, fail lint, break compatib
 	bash tools/buf_breaking.sh $(BUF)
 	$(BIN)/python tools/gen_protos.py --check clients/python
 
+.PHONY: check-compose
+check-compose: venv ## Validate docker-compose.yml against the Compose specification (no engine needed)
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
 .PHONY: lint
 lint: venv ## ruff lint and format check, mypy over the hand-written code
 	$(BIN)/ruff check $(HAND_WRITTEN)
@@ -61,7 +68,7 @@ pytest: venv ## Run the test suites only
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test
-test: check-protos lint pytest ## Everything CI runs: protos, lint, types, every test
+test: check-protos check-compose lint pytest ## Everything CI runs: protos, lint, types, every test
 
 .PHONY: demo
 demo: venv ## Start the local stack, check it is healthy, show it, stop it
