@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sluice.common.v1 import job_pb2 as sluice_dot_common_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsluice/serving/v1/model.proto\x12\x11sluice.serving.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1asluice/common/v1/job.proto\"\x8d\x02\n\rVersionPolicy\x12\x39\n\x06latest\x18\x01 \x01(\x0b\x32\'.sluice.serving.v1.VersionPolicy.LatestH\x00\x12=\n\x08specific\x18\x02 \x01(\x0b\x32).sluice.serving.v1.VersionPolicy.SpecificH\x00\x12\x33\n\x03\x61ll\x18\x03 \x01(\x0b\x32$.sluice.serving.v1.VersionPolicy.AllH\x00\x1a\x1e\n\x06Latest\x12\x14\n\x0cnum_versions\x18\x01 \x01(\x05\x1a\x1c\n\x08Specific\x12\x10\n\x08versions\x18\x01 \x03(\x03\x1a\x05\n\x03\x41llB\x08\n\x06policy\"U\n\x0e\x42\x61tchingConfig\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\x05\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"R\n\x10RequestLogConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x01\x12\x15\n\rrows_per_file\x18\x02 \x01(\x05\x12\x12\n\nuri_prefix\x18\x03 \x01(\t\"\xf1\x01\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x13\n\x0b\x61rtifact_id\x18\x04 \x01(\x03\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.sluice.serving.v1.VersionState\x12)\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1a.sluice.common.v1.JobError\x12\x14\n\x0cload_seconds\x18\x07 \x01(\x01\x12-\n\tload_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x83\x03\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x38\n\x0eversion_policy\x18\x02 \x01(\x0b\x32 .sluice.serving.v1.VersionPolicy\x12\x33\n\x08\x62\x61tching\x18\x03 \x01(\x0b\x32!.sluice.serving.v1.BatchingConfig\x12\x38\n\x0brequest_log\x18\x04 \x01(\x0b\x32#.sluice.serving.v1.RequestLogConfig\x12\x34\n\x06labels\x18\x05 \x03(\x0b\x32$.sluice.serving.v1.Model.LabelsEntry\x12\x31\n\x08versions\x18\x06 \x03(\x0b\x32\x1f.sluice.serving.v1.ModelVersion\x12\x17\n\x0f\x63urrent_version\x18\x07 \x01(\x03\x12\x12\n\nschema_uri\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xce\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15VERSION_STATE_LOADING\x10\x01\x12\x19\n\x15VERSION_STATE_WARMING\x10\x02\x12\x1b\n\x17VERSION_STATE_AVAILABLE\x10\x03\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10\x04\x12\x15\n\x11VERSION_STATE_END\x10\x05\x12\x18\n\x14VERSION_STATE_FAILED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsluice/serving/v1/model.proto\x12\x11sluice.serving.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1asluice/common/v1/job.proto\"\x8d\x02\n\rVersionPolicy\x12\x39\n\x06latest\x18\x01 \x01(\x0b\x32\'.sluice.serving.v1.VersionPolicy.LatestH\x00\x12=\n\x08specific\x18\x02 \x01(\x0b\x32).sluice.serving.v1.VersionPolicy.SpecificH\x00\x12\x33\n\x03\x61ll\x18\x03 \x01(\x0b\x32$.sluice.serving.v1.VersionPolicy.AllH\x00\x1a\x1e\n\x06Latest\x12\x14\n\x0cnum_versions\x18\x01 \x01(\x05\x1a\x1c\n\x08Specific\x12\x10\n\x08versions\x18\x01 \x03(\x03\x1a\x05\n\x03\x41llB\x08\n\x06policy\"U\n\x0e\x42\x61tchingConfig\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\x05\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"R\n\x10RequestLogConfig\x12\x13\n\x0bsample_rate\x18\x01 \x01(\x01\x12\x15\n\rrows_per_file\x18\x02 \x01(\x05\x12\x12\n\nuri_prefix\x18\x03 \x01(\t\"\xf1\x01\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x13\n\x0b\x61rtifact_id\x18\x04 \x01(\x03\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.sluice.serving.v1.VersionState\x12)\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1a.sluice.common.v1.JobError\x12\x14\n\x0cload_seconds\x18\x07 \x01(\x01\x12-\n\tload_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x03\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x38\n\x0eversion_policy\x18\x02 \x01(\x0b\x32 .sluice.serving.v1.VersionPolicy\x12\x33\n\x08\x62\x61tching\x18\x03 \x01(\x0b\x32!.sluice.serving.v1.BatchingConfig\x12\x38\n\x0brequest_log\x18\x04 \x01(\x0b\x32#.sluice.serving.v1.RequestLogConfig\x12\x34\n\x06labels\x18\x05 \x03(\x0b\x32$.sluice.serving.v1.Model.LabelsEntry\x12\x31\n\x08versions\x18\x06 \x03(\x0b\x32\x1f.sluice.serving.v1.ModelVersion\x12\x17\n\x0f\x63urrent_version\x18\x07 \x01(\x03\x12\x12\n\nschema_uri\x18\x08 \x01(\t\x12\x36\n\rschema_policy\x18\t \x01(\x0b\x32\x1f.sluice.serving.v1.SchemaPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xff\x01\n\x0cSchemaPolicy\x12@\n\x0e\x64\x65\x66\x61ult_action\x18\x01 \x01(\x0e\x32(.sluice.serving.v1.SchemaViolationAction\x12L\n\x0f\x66\x65\x61ture_actions\x18\x02 \x03(\x0b\x32\x33.sluice.serving.v1.SchemaPolicy.FeatureActionsEntry\x1a_\n\x13\x46\x65\x61tureActionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x37\n\x05value\x18\x02 \x01(\x0e\x32(.sluice.serving.v1.SchemaViolationAction:\x02\x38\x01*\xce\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15VERSION_STATE_LOADING\x10\x01\x12\x19\n\x15VERSION_STATE_WARMING\x10\x02\x12\x1b\n\x17VERSION_STATE_AVAILABLE\x10\x03\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10\x04\x12\x15\n\x11VERSION_STATE_END\x10\x05\x12\x18\n\x14VERSION_STATE_FAILED\x10\x06*\x86\x01\n\x15SchemaViolationAction\x12\'\n#SCHEMA_VIOLATION_ACTION_UNSPECIFIED\x10\x00\x12\"\n\x1eSCHEMA_VIOLATION_ACTION_REJECT\x10\x01\x12 \n\x1cSCHEMA_VIOLATION_ACTION_FLAG\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODEL_LABELSENTRY']._loaded_options = None
   _globals['_MODEL_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_VERSIONSTATE']._serialized_start=1223
-  _globals['_VERSIONSTATE']._serialized_end=1429
+  _globals['_SCHEMAPOLICY_FEATUREACTIONSENTRY']._loaded_options = None
+  _globals['_SCHEMAPOLICY_FEATUREACTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_VERSIONSTATE']._serialized_start=1537
+  _globals['_VERSIONSTATE']._serialized_end=1743
+  _globals['_SCHEMAVIOLATIONACTION']._serialized_start=1746
+  _globals['_SCHEMAVIOLATIONACTION']._serialized_end=1880
   _globals['_VERSIONPOLICY']._serialized_start=146
   _globals['_VERSIONPOLICY']._serialized_end=415
   _globals['_VERSIONPOLICY_LATEST']._serialized_start=338
@@ -53,7 +57,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELVERSION']._serialized_start=589
   _globals['_MODELVERSION']._serialized_end=830
   _globals['_MODEL']._serialized_start=833
-  _globals['_MODEL']._serialized_end=1220
-  _globals['_MODEL_LABELSENTRY']._serialized_start=1175
-  _globals['_MODEL_LABELSENTRY']._serialized_end=1220
+  _globals['_MODEL']._serialized_end=1276
+  _globals['_MODEL_LABELSENTRY']._serialized_start=1231
+  _globals['_MODEL_LABELSENTRY']._serialized_end=1276
+  _globals['_SCHEMAPOLICY']._serialized_start=1279
+  _globals['_SCHEMAPOLICY']._serialized_end=1534
+  _globals['_SCHEMAPOLICY_FEATUREACTIONSENTRY']._serialized_start=1439
+  _globals['_SCHEMAPOLICY_FEATUREACTIONSENTRY']._serialized_end=1534
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,12 @@ class VersionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERSION_STATE_UNLOADING: _ClassVar[VersionState]
     VERSION_STATE_END: _ClassVar[VersionState]
     VERSION_STATE_FAILED: _ClassVar[VersionState]
+
+class SchemaViolationAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCHEMA_VIOLATION_ACTION_UNSPECIFIED: _ClassVar[SchemaViolationAction]
+    SCHEMA_VIOLATION_ACTION_REJECT: _ClassVar[SchemaViolationAction]
+    SCHEMA_VIOLATION_ACTION_FLAG: _ClassVar[SchemaViolationAction]
 VERSION_STATE_UNSPECIFIED: VersionState
 VERSION_STATE_LOADING: VersionState
 VERSION_STATE_WARMING: VersionState
@@ -28,6 +34,9 @@ VERSION_STATE_AVAILABLE: VersionState
 VERSION_STATE_UNLOADING: VersionState
 VERSION_STATE_END: VersionState
 VERSION_STATE_FAILED: VersionState
+SCHEMA_VIOLATION_ACTION_UNSPECIFIED: SchemaViolationAction
+SCHEMA_VIOLATION_ACTION_REJECT: SchemaViolationAction
+SCHEMA_VIOLATION_ACTION_FLAG: SchemaViolationAction
 
 class VersionPolicy(_message.Message):
     __slots__ = ("latest", "specific", "all")
@@ -91,7 +100,7 @@ class ModelVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ..., uri: _Optional[str] = ..., digest: _Optional[str] = ..., artifact_id: _Optional[int] = ..., state: _Optional[_Union[VersionState, str]] = ..., error: _Optional[_Union[_job_pb2.JobError, _Mapping]] = ..., load_seconds: _Optional[float] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "version_policy", "batching", "request_log", "labels", "versions", "current_version", "schema_uri")
+    __slots__ = ("name", "version_policy", "batching", "request_log", "labels", "versions", "current_version", "schema_uri", "schema_policy")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +116,7 @@ class Model(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_URI_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_POLICY_FIELD_NUMBER: _ClassVar[int]
     name: str
     version_policy: VersionPolicy
     batching: BatchingConfig
@@ -115,4 +125,20 @@ class Model(_message.Message):
     versions: _containers.RepeatedCompositeFieldContainer[ModelVersion]
     current_version: int
     schema_uri: str
-    def __init__(self, name: _Optional[str] = ..., version_policy: _Optional[_Union[VersionPolicy, _Mapping]] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ..., request_log: _Optional[_Union[RequestLogConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, int]] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., current_version: _Optional[int] = ..., schema_uri: _Optional[str] = ...) -> None: ...
+    schema_policy: SchemaPolicy
+    def __init__(self, name: _Optional[str] = ..., version_policy: _Optional[_Union[VersionPolicy, _Mapping]] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ..., request_log: _Optional[_Union[RequestLogConfig, _Mapping]] = ..., labels: _Optional[_Mapping[str, int]] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., current_version: _Optional[int] = ..., schema_uri: _Optional[str] = ..., schema_policy: _Optional[_Union[SchemaPolicy, _Mapping]] = ...) -> None: ...
+
+class SchemaPolicy(_message.Message):
+    __slots__ = ("default_action", "feature_actions")
+    class FeatureActionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: SchemaViolationAction
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SchemaViolationAction, str]] = ...) -> None: ...
+    DEFAULT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    default_action: SchemaViolationAction
+    feature_actions: _containers.ScalarMap[str, SchemaViolationAction]
+    def __init__(self, default_action: _Optional[_Union[SchemaViolationAction, str]] = ..., feature_actions: _Optional[_Mapping[str, SchemaViolationAction]] = ...) -> None: ...

@@ -112,7 +112,8 @@ class ServingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateModelConfig(self, request, context):
-        """Changes the version policy, batching or request log settings of a model.
+        """Changes the version policy, batching, request log or schema settings of a model. Creates the
+        model when it does not exist yet, so it can be configured before its first version loads.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

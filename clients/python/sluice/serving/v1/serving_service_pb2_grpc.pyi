@@ -50,7 +50,9 @@ class ServingServiceStub:
     ListModels: _grpc.UnaryUnaryMultiCallable[_serving_service_pb2.ListModelsRequest, _serving_service_pb2.ListModelsResponse]
     """Models ordered by name."""
     UpdateModelConfig: _grpc.UnaryUnaryMultiCallable[_serving_service_pb2.UpdateModelConfigRequest, _serving_service_pb2.UpdateModelConfigResponse]
-    """Changes the version policy, batching or request log settings of a model."""
+    """Changes the version policy, batching, request log or schema settings of a model. Creates the
+    model when it does not exist yet, so it can be configured before its first version loads.
+    """
     SetModelLabel: _grpc.UnaryUnaryMultiCallable[_serving_service_pb2.SetModelLabelRequest, _serving_service_pb2.SetModelLabelResponse]
     """Points a label at an available version."""
     GetRequestLogLocation: _grpc.UnaryUnaryMultiCallable[_serving_service_pb2.GetRequestLogLocationRequest, _serving_service_pb2.GetRequestLogLocationResponse]
@@ -78,7 +80,9 @@ class ServingServiceAsyncStub(ServingServiceStub):
     ListModels: _aio.UnaryUnaryMultiCallable[_serving_service_pb2.ListModelsRequest, _serving_service_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Models ordered by name."""
     UpdateModelConfig: _aio.UnaryUnaryMultiCallable[_serving_service_pb2.UpdateModelConfigRequest, _serving_service_pb2.UpdateModelConfigResponse]  # type: ignore[assignment]
-    """Changes the version policy, batching or request log settings of a model."""
+    """Changes the version policy, batching, request log or schema settings of a model. Creates the
+    model when it does not exist yet, so it can be configured before its first version loads.
+    """
     SetModelLabel: _aio.UnaryUnaryMultiCallable[_serving_service_pb2.SetModelLabelRequest, _serving_service_pb2.SetModelLabelResponse]  # type: ignore[assignment]
     """Points a label at an available version."""
     GetRequestLogLocation: _aio.UnaryUnaryMultiCallable[_serving_service_pb2.GetRequestLogLocationRequest, _serving_service_pb2.GetRequestLogLocationResponse]  # type: ignore[assignment]
@@ -133,7 +137,9 @@ class ServingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _serving_service_pb2.UpdateModelConfigRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_serving_service_pb2.UpdateModelConfigResponse, _abc.Awaitable[_serving_service_pb2.UpdateModelConfigResponse]]:
-        """Changes the version policy, batching or request log settings of a model."""
+        """Changes the version policy, batching, request log or schema settings of a model. Creates the
+        model when it does not exist yet, so it can be configured before its first version loads.
+        """
 
     @_abc_1.abstractmethod
     def SetModelLabel(

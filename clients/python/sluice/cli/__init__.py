@@ -1,0 +1,1 @@
+"""The `sluice` command line (needs the `cli` extra: typer and rich)."""
