@@ -25,7 +25,8 @@ $(VENV)/.installed: requirements/dev.lock $(addsuffix /pyproject.toml,$(DISTRIBU
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip $(QUIET_PIP)
 	$(PIP) install -q -r requirements/dev.lock $(QUIET_PIP)
-	$(PIP) install -q --no-deps $(addprefix -e ,$(DISTRIBUTIONS)) $(QUIET_PIP)
+	@# compat mode puts plain paths in a .pth file, which mypy follows (the import-hook mode it cannot).
+	$(PIP) install -q --no-deps --config-settings editable_mode=compat $(addprefix -e ,$(DISTRIBUTIONS)) $(QUIET_PIP)
 	$(PIP) check
 	touch $@
 
