@@ -1,7 +1,7 @@
 """Generate the SDK's Python code and .pyi stubs from protos/ with the pinned grpcio-tools.
 
     gen_protos.py --out clients/python     write sluice/<service>/v1/*_pb2*.py(i)
-    gen_protos.py --check clients/python   regenerate into a temporary folder and fail on any difference
+    gen_protos.py --check clients/python   regenerate into a temporary folder; fail on a difference
 
 The import path equals the proto path: protos/sluice/metadata/v1/x.proto becomes
 ``sluice.metadata.v1.x_pb2``.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,9 +63,8 @@ def generate(out: Path) -> list[Path]:
 
 
 def generated_files(root: Path) -> set[Path]:
-    return {
-        p.relative_to(root) for p in (root / "sluice").rglob("*") if p.name.endswith(GENERATED_SUFFIXES)
-    }
+    files = (root / "sluice").rglob("*")
+    return {p.relative_to(root) for p in files if p.name.endswith(GENERATED_SUFFIXES)}
 
 
 def check(out: Path) -> int:
@@ -82,7 +80,9 @@ def check(out: Path) -> int:
             if not filecmp.cmp(fresh / p, out / p, shallow=False)
         ]
     if problems:
-        print("Generated code is out of step with protos/ - run `make protos`:", *problems, sep="\n  ")
+        print(
+            "Generated code is out of step with protos/; run `make protos`:", *problems, sep="\n  "
+        )
         return 1
     print(f"generated code matches protos/ ({len(expected)} files)")
     return 0
