@@ -28,7 +28,7 @@ from sluice.common.v1 import data_pb2 as sluice_dot_common_dot_v1_dot_data__pb2
 from sluice.common.v1 import job_pb2 as sluice_dot_common_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%sluice/training/v1/training_job.proto\x12\x12sluice.training.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bsluice/common/v1/data.proto\x1a\x1asluice/common/v1/job.proto\"\xda\x01\n\x0c\x42uiltinModel\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32%.sluice.training.v1.BuiltinModel.Kind\x12&\n\x04task\x18\x02 \x01(\x0e\x32\x18.sluice.training.v1.Task\x12\x14\n\x0chidden_units\x18\x03 \x03(\x05\x12\x13\n\x0bnum_classes\x18\x04 \x01(\x05\"B\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_DNN\x10\x01\x12\x16\n\x12KIND_WIDE_AND_DEEP\x10\x02\"B\n\nUserModule\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\"\xc9\x01\n\tWarmStart\x12\x30\n\x04mode\x18\x01 \x01(\x0e\x32\".sluice.training.v1.WarmStart.Mode\x12\x31\n\nbase_model\x18\x02 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\"W\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODE_LATEST_BLESSED\x10\x01\x12\r\n\tMODE_NONE\x10\x02\x12\x11\n\rMODE_EXPLICIT\x10\x03\"\xd5\x02\n\tPlacement\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".sluice.training.v1.Placement.Kind\x12\x13\n\x0bnum_workers\x18\x02 \x01(\x05\x12\x17\n\x0fgpus_per_worker\x18\x03 \x01(\x05\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x46\n\rnode_selector\x18\x05 \x03(\x0b\x32/.sluice.training.v1.Placement.NodeSelectorEntry\x12\x15\n\rkeras_backend\x18\x06 \x01(\t\x1a\x33\n\x11NodeSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_LOCAL\x10\x01\x12\x13\n\x0fKIND_KUBERNETES\x10\x02\"\xed\x04\n\x0cTrainingSpec\x12\x30\n\ntrain_data\x18\x01 \x01(\x0b\x32\x1c.sluice.common.v1.DataSource\x12/\n\teval_data\x18\x02 \x01(\x0b\x32\x1c.sluice.common.v1.DataSource\x12-\n\x06schema\x18\x03 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12\x31\n\nstatistics\x18\x04 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12\r\n\x05label\x18\x05 \x01(\t\x12\x33\n\x07\x62uiltin\x18\x06 \x01(\x0b\x32 .sluice.training.v1.BuiltinModelH\x00\x12\x35\n\x0buser_module\x18\x07 \x01(\x0b\x32\x1e.sluice.training.v1.UserModuleH\x00\x12\x30\n\x0fhyperparameters\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x65pochs\x18\t \x01(\x05\x12\x11\n\tmax_steps\x18\n \x01(\x03\x12\x12\n\nbatch_size\x18\x0b \x01(\x05\x12\x31\n\nwarm_start\x18\x0c \x01(\x0b\x32\x1d.sluice.training.v1.WarmStart\x12\x30\n\tplacement\x18\r \x01(\x0b\x32\x1d.sluice.training.v1.Placement\x12\x1e\n\x16\x63heckpoint_every_steps\x18\x0e \x01(\x03\x12\x12\n\noutput_uri\x18\x0f \x01(\t\x12\x12\n\ncontext_id\x18\x10 \x01(\x03\x42\x07\n\x05model\"\x8e\x02\n\x10TrainingProgress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x14\n\x0ctotal_epochs\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x42\n\x07metrics\x18\x06 \x03(\x0b\x32\x31.sluice.training.v1.TrainingProgress.MetricsEntry\x12\x1b\n\x13\x65xamples_per_second\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x80\x02\n\x0eTrainingResult\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x31\n\nbase_model\x18\x03 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12I\n\x0c\x65val_metrics\x18\x04 \x03(\x0b\x32\x33.sluice.training.v1.TrainingResult.EvalMetricsEntry\x1a\x32\n\x10\x45valMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xaf\x04\n\x0bTrainingJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.sluice.common.v1.JobState\x12.\n\x04spec\x18\x03 \x01(\x0b\x32 .sluice.training.v1.TrainingSpec\x12\x36\n\x08progress\x18\x04 \x01(\x0b\x32$.sluice.training.v1.TrainingProgress\x12\x32\n\x06result\x18\x05 \x01(\x0b\x32\".sluice.training.v1.TrainingResult\x12)\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1a.sluice.common.v1.JobError\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x14\n\x0c\x65xecution_id\x18\x08 \x01(\x03\x12;\n\x06labels\x18\t \x03(\x0b\x32+.sluice.training.v1.TrainingJob.LabelsEntry\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*u\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_BINARY_CLASSIFICATION\x10\x01\x12\"\n\x1eTASK_MULTICLASS_CLASSIFICATION\x10\x02\x12\x13\n\x0fTASK_REGRESSION\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%sluice/training/v1/training_job.proto\x12\x12sluice.training.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bsluice/common/v1/data.proto\x1a\x1asluice/common/v1/job.proto\"\xda\x01\n\x0c\x42uiltinModel\x12\x33\n\x04kind\x18\x01 \x01(\x0e\x32%.sluice.training.v1.BuiltinModel.Kind\x12&\n\x04task\x18\x02 \x01(\x0e\x32\x18.sluice.training.v1.Task\x12\x14\n\x0chidden_units\x18\x03 \x03(\x05\x12\x13\n\x0bnum_classes\x18\x04 \x01(\x05\"B\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_DNN\x10\x01\x12\x16\n\x12KIND_WIDE_AND_DEEP\x10\x02\"\x7f\n\nUserModule\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x12\n\nsource_uri\x18\x02 \x01(\t\x12\x10\n\x08\x66unction\x18\x03 \x01(\t\x12&\n\x04task\x18\x04 \x01(\x0e\x32\x18.sluice.training.v1.Task\x12\x13\n\x0bnum_classes\x18\x05 \x01(\x05\"\xc9\x01\n\tWarmStart\x12\x30\n\x04mode\x18\x01 \x01(\x0e\x32\".sluice.training.v1.WarmStart.Mode\x12\x31\n\nbase_model\x18\x02 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\"W\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13MODE_LATEST_BLESSED\x10\x01\x12\r\n\tMODE_NONE\x10\x02\x12\x11\n\rMODE_EXPLICIT\x10\x03\"\xd5\x02\n\tPlacement\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".sluice.training.v1.Placement.Kind\x12\x13\n\x0bnum_workers\x18\x02 \x01(\x05\x12\x17\n\x0fgpus_per_worker\x18\x03 \x01(\x05\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x46\n\rnode_selector\x18\x05 \x03(\x0b\x32/.sluice.training.v1.Placement.NodeSelectorEntry\x12\x15\n\rkeras_backend\x18\x06 \x01(\t\x1a\x33\n\x11NodeSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"A\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_LOCAL\x10\x01\x12\x13\n\x0fKIND_KUBERNETES\x10\x02\"\xed\x04\n\x0cTrainingSpec\x12\x30\n\ntrain_data\x18\x01 \x01(\x0b\x32\x1c.sluice.common.v1.DataSource\x12/\n\teval_data\x18\x02 \x01(\x0b\x32\x1c.sluice.common.v1.DataSource\x12-\n\x06schema\x18\x03 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12\x31\n\nstatistics\x18\x04 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12\r\n\x05label\x18\x05 \x01(\t\x12\x33\n\x07\x62uiltin\x18\x06 \x01(\x0b\x32 .sluice.training.v1.BuiltinModelH\x00\x12\x35\n\x0buser_module\x18\x07 \x01(\x0b\x32\x1e.sluice.training.v1.UserModuleH\x00\x12\x30\n\x0fhyperparameters\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x65pochs\x18\t \x01(\x05\x12\x11\n\tmax_steps\x18\n \x01(\x03\x12\x12\n\nbatch_size\x18\x0b \x01(\x05\x12\x31\n\nwarm_start\x18\x0c \x01(\x0b\x32\x1d.sluice.training.v1.WarmStart\x12\x30\n\tplacement\x18\r \x01(\x0b\x32\x1d.sluice.training.v1.Placement\x12\x1e\n\x16\x63heckpoint_every_steps\x18\x0e \x01(\x03\x12\x12\n\noutput_uri\x18\x0f \x01(\t\x12\x12\n\ncontext_id\x18\x10 \x01(\x03\x42\x07\n\x05model\"\x8e\x02\n\x10TrainingProgress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x14\n\x0ctotal_epochs\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0c\n\x04loss\x18\x05 \x01(\x01\x12\x42\n\x07metrics\x18\x06 \x03(\x0b\x32\x31.sluice.training.v1.TrainingProgress.MetricsEntry\x12\x1b\n\x13\x65xamples_per_second\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x80\x02\n\x0eTrainingResult\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x31\n\nbase_model\x18\x03 \x01(\x0b\x32\x1d.sluice.common.v1.ArtifactRef\x12I\n\x0c\x65val_metrics\x18\x04 \x03(\x0b\x32\x33.sluice.training.v1.TrainingResult.EvalMetricsEntry\x1a\x32\n\x10\x45valMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xaf\x04\n\x0bTrainingJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.sluice.common.v1.JobState\x12.\n\x04spec\x18\x03 \x01(\x0b\x32 .sluice.training.v1.TrainingSpec\x12\x36\n\x08progress\x18\x04 \x01(\x0b\x32$.sluice.training.v1.TrainingProgress\x12\x32\n\x06result\x18\x05 \x01(\x0b\x32\".sluice.training.v1.TrainingResult\x12)\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1a.sluice.common.v1.JobError\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x14\n\x0c\x65xecution_id\x18\x08 \x01(\x03\x12;\n\x06labels\x18\t \x03(\x0b\x32+.sluice.training.v1.TrainingJob.LabelsEntry\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*u\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_BINARY_CLASSIFICATION\x10\x01\x12\"\n\x1eTASK_MULTICLASS_CLASSIFICATION\x10\x02\x12\x13\n\x0fTASK_REGRESSION\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,36 +43,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAININGRESULT_EVALMETRICSENTRY']._serialized_options = b'8\001'
   _globals['_TRAININGJOB_LABELSENTRY']._loaded_options = None
   _globals['_TRAININGJOB_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TASK']._serialized_start=2736
-  _globals['_TASK']._serialized_end=2853
+  _globals['_TASK']._serialized_start=2797
+  _globals['_TASK']._serialized_end=2914
   _globals['_BUILTINMODEL']._serialized_start=182
   _globals['_BUILTINMODEL']._serialized_end=400
   _globals['_BUILTINMODEL_KIND']._serialized_start=334
   _globals['_BUILTINMODEL_KIND']._serialized_end=400
   _globals['_USERMODULE']._serialized_start=402
-  _globals['_USERMODULE']._serialized_end=468
-  _globals['_WARMSTART']._serialized_start=471
-  _globals['_WARMSTART']._serialized_end=672
-  _globals['_WARMSTART_MODE']._serialized_start=585
-  _globals['_WARMSTART_MODE']._serialized_end=672
-  _globals['_PLACEMENT']._serialized_start=675
-  _globals['_PLACEMENT']._serialized_end=1016
-  _globals['_PLACEMENT_NODESELECTORENTRY']._serialized_start=898
-  _globals['_PLACEMENT_NODESELECTORENTRY']._serialized_end=949
-  _globals['_PLACEMENT_KIND']._serialized_start=951
-  _globals['_PLACEMENT_KIND']._serialized_end=1016
-  _globals['_TRAININGSPEC']._serialized_start=1019
-  _globals['_TRAININGSPEC']._serialized_end=1640
-  _globals['_TRAININGPROGRESS']._serialized_start=1643
-  _globals['_TRAININGPROGRESS']._serialized_end=1913
-  _globals['_TRAININGPROGRESS_METRICSENTRY']._serialized_start=1867
-  _globals['_TRAININGPROGRESS_METRICSENTRY']._serialized_end=1913
-  _globals['_TRAININGRESULT']._serialized_start=1916
-  _globals['_TRAININGRESULT']._serialized_end=2172
-  _globals['_TRAININGRESULT_EVALMETRICSENTRY']._serialized_start=2122
-  _globals['_TRAININGRESULT_EVALMETRICSENTRY']._serialized_end=2172
-  _globals['_TRAININGJOB']._serialized_start=2175
-  _globals['_TRAININGJOB']._serialized_end=2734
-  _globals['_TRAININGJOB_LABELSENTRY']._serialized_start=2689
-  _globals['_TRAININGJOB_LABELSENTRY']._serialized_end=2734
+  _globals['_USERMODULE']._serialized_end=529
+  _globals['_WARMSTART']._serialized_start=532
+  _globals['_WARMSTART']._serialized_end=733
+  _globals['_WARMSTART_MODE']._serialized_start=646
+  _globals['_WARMSTART_MODE']._serialized_end=733
+  _globals['_PLACEMENT']._serialized_start=736
+  _globals['_PLACEMENT']._serialized_end=1077
+  _globals['_PLACEMENT_NODESELECTORENTRY']._serialized_start=959
+  _globals['_PLACEMENT_NODESELECTORENTRY']._serialized_end=1010
+  _globals['_PLACEMENT_KIND']._serialized_start=1012
+  _globals['_PLACEMENT_KIND']._serialized_end=1077
+  _globals['_TRAININGSPEC']._serialized_start=1080
+  _globals['_TRAININGSPEC']._serialized_end=1701
+  _globals['_TRAININGPROGRESS']._serialized_start=1704
+  _globals['_TRAININGPROGRESS']._serialized_end=1974
+  _globals['_TRAININGPROGRESS_METRICSENTRY']._serialized_start=1928
+  _globals['_TRAININGPROGRESS_METRICSENTRY']._serialized_end=1974
+  _globals['_TRAININGRESULT']._serialized_start=1977
+  _globals['_TRAININGRESULT']._serialized_end=2233
+  _globals['_TRAININGRESULT_EVALMETRICSENTRY']._serialized_start=2183
+  _globals['_TRAININGRESULT_EVALMETRICSENTRY']._serialized_end=2233
+  _globals['_TRAININGJOB']._serialized_start=2236
+  _globals['_TRAININGJOB']._serialized_end=2795
+  _globals['_TRAININGJOB_LABELSENTRY']._serialized_start=2750
+  _globals['_TRAININGJOB_LABELSENTRY']._serialized_end=2795
 # @@protoc_insertion_point(module_scope)

@@ -45,14 +45,18 @@ class BuiltinModel(_message.Message):
     def __init__(self, kind: _Optional[_Union[BuiltinModel.Kind, str]] = ..., task: _Optional[_Union[Task, str]] = ..., hidden_units: _Optional[_Iterable[int]] = ..., num_classes: _Optional[int] = ...) -> None: ...
 
 class UserModule(_message.Message):
-    __slots__ = ("module", "source_uri", "function")
+    __slots__ = ("module", "source_uri", "function", "task", "num_classes")
     MODULE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URI_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
     module: str
     source_uri: str
     function: str
-    def __init__(self, module: _Optional[str] = ..., source_uri: _Optional[str] = ..., function: _Optional[str] = ...) -> None: ...
+    task: Task
+    num_classes: int
+    def __init__(self, module: _Optional[str] = ..., source_uri: _Optional[str] = ..., function: _Optional[str] = ..., task: _Optional[_Union[Task, str]] = ..., num_classes: _Optional[int] = ...) -> None: ...
 
 class WarmStart(_message.Message):
     __slots__ = ("mode", "base_model")
