@@ -181,7 +181,7 @@ def test_service_environment_keeps_configured_stores(layout: Layout) -> None:
     env = processes.service_environment(service, [service], layout, base)
     assert env["SLUICE_METADATA_DATABASE_URL"] == "postgresql://db/sluice"
     assert env["SLUICE_ARTIFACT_STORE_URI"] == layout.data_dir.joinpath("artifacts").as_uri()
-    assert env["SLUICE_TOKEN"] == "t0k"
+    assert env["SLUICE_AUTH_TOKEN"] == "t0k"  # passed through: the server and its SDK calls use it
     assert env["SLUICE_METADATA_PORT"] == str(service.port)  # `up` decides the ports
 
 

@@ -35,6 +35,14 @@ def test_each_service_has_its_fixed_port() -> None:
     assert ClientConfig.from_env("pipeline", environ={}).address == "127.0.0.1:50056"
 
 
+def test_token_defaults_to_the_servers_own_token() -> None:
+    # A service whose server demands SLUICE_AUTH_TOKEN sends the same token on its own calls.
+    assert ClientConfig.from_env("metadata", environ={"SLUICE_AUTH_TOKEN": "s"}).token == "s"
+    both = {"SLUICE_AUTH_TOKEN": "s", "SLUICE_TOKEN": "c"}
+    assert ClientConfig.from_env("metadata", environ=both).token == "c"
+    assert ClientConfig.from_env("metadata", environ={}).token is None
+
+
 def test_environment_overrides(tmp_path: Path) -> None:
     environ = {
         "SLUICE_TRAINING_ADDRESS": "training.sluice.svc:443",

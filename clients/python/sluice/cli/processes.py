@@ -12,7 +12,6 @@ SLUICE_METADATA_DATABASE_URL    sqlite:///<data>/metadata.db unless already set
 SLUICE_<NAME>_PORT              its gRPC port
 SLUICE_<NAME>_METRICS_PORT      its Prometheus metrics port
 SLUICE_<OTHER>_ADDRESS          127.0.0.1:<port> of every service in the table
-SLUICE_TOKEN                    SLUICE_AUTH_TOKEN unless already set
 ==============================  ====================================================
 """
 
@@ -137,9 +136,6 @@ def service_environment(
     defaults = {
         "SLUICE_ARTIFACT_STORE_URI": (layout.data_dir / "artifacts").as_uri(),
         "SLUICE_METADATA_DATABASE_URL": f"sqlite:///{layout.data_dir / 'metadata.db'}",
-        # Services call each other with the SDK, which sends SLUICE_TOKEN: when the servers
-        # demand SLUICE_AUTH_TOKEN, their own calls must carry it.
-        "SLUICE_TOKEN": env.get("SLUICE_AUTH_TOKEN", ""),
     }
     for key, default in defaults.items():
         # A database or store the user configured (PostgreSQL, MinIO) wins over the local

@@ -134,7 +134,8 @@ class ClientConfig:
 
         ==========================  ==================================================
         SLUICE_<SERVICE>_ADDRESS    host:port; default 127.0.0.1:5005x (see default_port)
-        SLUICE_TOKEN                bearer token sent on every call
+        SLUICE_TOKEN                bearer token sent on every call; default SLUICE_AUTH_TOKEN,
+                                    so a service's own outgoing calls carry the token it demands
         SLUICE_TLS                  "1"/"true" to use TLS with the system trust store
         SLUICE_TLS_CA               root CA PEM file (turns TLS on)
         SLUICE_TLS_CLIENT_CERT      client certificate PEM (mutual TLS; with the key)
@@ -194,6 +195,6 @@ class ClientConfig:
             address=address,
             deadline_seconds=deadline,
             tls=tls,
-            token=setting("SLUICE_TOKEN"),
+            token=setting("SLUICE_TOKEN") or setting("SLUICE_AUTH_TOKEN"),
             max_message_bytes=max_message_bytes,
         )
