@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from sluice.cli import lineage, local
+from sluice.cli import lineage, local, serving
 
 app = typer.Typer(
     name="sluice",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = (local, lineage)
+COMMAND_MODULES = (local, lineage, serving)
 for module in COMMAND_MODULES:
     module.register(app)
 

@@ -1,0 +1,87 @@
+"""``python -m sluice_serving`` / ``sluice-serving``: run the serving service until SIGTERM."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+from grpc_health.v1 import health_pb2
+from sluice_runtime.config import ServerConfig
+from sluice_runtime.logs import configure_logging
+
+from sluice_serving.core import ServingCore
+from sluice_serving.resolver import MetadataArtifactResolver
+from sluice_serving.server import (
+    ServingServer,
+    build_core,
+    build_serving_server,
+    load_model_config,
+)
+from sluice_serving.settings import DEFAULT_MAX_WORKERS, DEFAULT_PORT, ServingSettings
+
+logger = logging.getLogger("sluice_serving")
+
+
+def configure_tensorflow(settings: ServingSettings) -> None:
+    """Apply the TensorFlow thread settings; must run before TensorFlow executes anything."""
+    import tensorflow as tf
+
+    if settings.tf_intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(settings.tf_intra_op_threads)
+    if settings.tf_inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(settings.tf_inter_op_threads)
+
+
+def main() -> None:
+    config = ServerConfig.from_env("serving", default_port=DEFAULT_PORT)
+    if not os.environ.get("SLUICE_MAX_WORKERS", "").strip():
+        # RPC threads mostly wait for their batch here; with fewer threads than concurrent callers,
+        # requests queue in gRPC before they can join a batch, and the tail latency grows.
+        config = dataclasses.replace(config, max_workers=DEFAULT_MAX_WORKERS)
+    settings = ServingSettings.from_env()
+    configure_logging(config.log_level, config.log_format, service="serving")
+    configure_tensorflow(settings)
+    resolver = MetadataArtifactResolver()
+    core = build_core(settings, artifact_resolver=resolver)
+    server = build_serving_server(config, core)
+    logger.info("serving on %s", server.address, extra={"port": server.port})
+    if server.running.metrics_port is not None:
+        logger.info("metrics on port %d", server.running.metrics_port)
+    if settings.model_config_file is not None:
+        # Not ready for traffic until the configured models have loaded (or failed).
+        server.running.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        count = load_model_config(core, settings.model_config_file)
+        logger.info("loading %d model versions from %s", count, settings.model_config_file)
+        threading.Thread(target=_mark_ready, args=(server, core), daemon=True).start()
+
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        if stop.is_set():
+            server.running.server.stop(None)  # second signal: no more grace
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    stop.wait()
+    logger.info("%s received: draining for up to %g s", received[0], config.grace_seconds)
+    server.stop(config.grace_seconds)
+    resolver.close()
+    logger.info("serving stopped")
+
+
+def _mark_ready(server: ServingServer, core: ServingCore) -> None:
+    while not core.is_ready():
+        time.sleep(0.2)
+    server.running.health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""TensorFlow Serving's gRPC API (PredictionService, ModelService): proto <-> core, nothing else.
+
+Spoken from the published ``tensorflow-serving-api`` stubs, so the unmodified TF Serving clients
+work. Every response names the version that answered in ``model_spec.version``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from sluice_runtime.errors import InvalidArgument
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from sluice_serving.core import ServingCore, VersionInfo, VersionSelector, VersionState
+from sluice_serving.examples import serialized_examples
+from sluice_serving.signature import Signature
+from sluice_serving.tensors import fill_tensor_proto, tensor_proto_to_ndarray, tf_dtype_of
+
+PROTOCOL = "tfserving"
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+MODEL_SERVICE = "tensorflow.serving.ModelService"
+SCHEMA_FLAGS_METADATA = "x-sluice-schema-flags"
+
+_STATE = {
+    VersionState.LOADING: get_model_status_pb2.ModelVersionStatus.LOADING,
+    VersionState.WARMING: get_model_status_pb2.ModelVersionStatus.LOADING,
+    VersionState.AVAILABLE: get_model_status_pb2.ModelVersionStatus.AVAILABLE,
+    VersionState.UNLOADING: get_model_status_pb2.ModelVersionStatus.UNLOADING,
+    VersionState.END: get_model_status_pb2.ModelVersionStatus.END,
+    VersionState.FAILED: get_model_status_pb2.ModelVersionStatus.END,
+}
+
+
+class Unimplemented(Exception):
+    """An RPC of the protocol this server does not offer."""
+
+    grpc_code_name = "UNIMPLEMENTED"
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
+    def __init__(self, core: ServingCore) -> None:
+        self._core = core
+
+    def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        started = time.perf_counter()
+        spec = request.model_spec
+        version = 0
+        error: BaseException | None = None
+        try:
+            selector = _selector(spec)
+            inputs = {
+                name: tensor_proto_to_ndarray(proto, f"inputs['{name}']")
+                for name, proto in request.inputs.items()
+            }
+            prediction = self._core.predict(
+                spec.name,
+                inputs,
+                selector=selector,
+                signature_name=spec.signature_name,
+                output_filter=request.output_filter,
+                protocol=PROTOCOL,
+            )
+            version = prediction.version
+            response = predict_pb2.PredictResponse()
+            _answer_spec(response.model_spec, spec.name, version, prediction.signature.name)
+            for key, value in prediction.outputs.items():
+                fill_tensor_proto(response.outputs[key], value)
+            if prediction.schema_flags:
+                context.set_trailing_metadata(
+                    ((SCHEMA_FLAGS_METADATA, ",".join(prediction.schema_flags)),)
+                )
+            return response
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            self._core.record_request(
+                spec.name, version, PROTOCOL, error, time.perf_counter() - started
+            )
+
+    def Classify(
+        self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
+    ) -> classification_pb2.ClassificationResponse:
+        started = time.perf_counter()
+        spec = request.model_spec
+        version = 0
+        error: BaseException | None = None
+        try:
+            version, signature_name, result = self._core.classify(
+                spec.name,
+                serialized_examples(request.input),
+                selector=_selector(spec),
+                signature_name=spec.signature_name,
+            )
+            response = classification_pb2.ClassificationResponse()
+            _answer_spec(response.model_spec, spec.name, version, signature_name)
+            rows = result.scores if result.scores is not None else result.classes
+            assert rows is not None
+            for row in range(rows.shape[0]):
+                classifications = response.result.classifications.add()
+                columns = rows.shape[1]
+                for column in range(columns):
+                    entry = classifications.classes.add()
+                    if result.classes is not None:
+                        label = result.classes[row, column]
+                        entry.label = label.decode() if isinstance(label, bytes) else str(label)
+                    if result.scores is not None:
+                        entry.score = float(result.scores[row, column])
+            return response
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            self._core.record_request(
+                spec.name, version, PROTOCOL, error, time.perf_counter() - started
+            )
+
+    def Regress(
+        self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
+    ) -> regression_pb2.RegressionResponse:
+        started = time.perf_counter()
+        spec = request.model_spec
+        version = 0
+        error: BaseException | None = None
+        try:
+            version, signature_name, values = self._core.regress(
+                spec.name,
+                serialized_examples(request.input),
+                selector=_selector(spec),
+                signature_name=spec.signature_name,
+            )
+            response = regression_pb2.RegressionResponse()
+            _answer_spec(response.model_spec, spec.name, version, signature_name)
+            for value in values.tolist():
+                response.result.regressions.add(value=float(value))
+            return response
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            self._core.record_request(
+                spec.name, version, PROTOCOL, error, time.perf_counter() - started
+            )
+
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raise Unimplemented("MultiInference is not offered; call Classify, Regress or Predict")
+
+    def GetModelMetadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        fields = list(request.metadata_field)
+        if fields != ["signature_def"]:
+            raise InvalidArgument(
+                f"metadata_field must be ['signature_def'] (all there is to ask for); got {fields}",
+                field="metadata_field",
+            )
+        spec = request.model_spec
+        version, _, signatures, signature_defs = self._core.signature(spec.name, _selector(spec))
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature in signatures.items():
+            signature_map.signature_def[name].CopyFrom(
+                _signature_def(signature, signature_defs.get(name))
+            )
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = spec.name
+        response.model_spec.version.value = version
+        packed = any_pb2.Any()
+        packed.Pack(signature_map)
+        response.metadata["signature_def"].CopyFrom(packed)
+        return response
+
+
+class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]
+    def __init__(self, core: ServingCore) -> None:
+        self._core = core
+
+    def GetModelStatus(
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        spec = request.model_spec
+        if spec.version_label:
+            raise InvalidArgument(
+                "GetModelStatus takes a version number, not a label",
+                field="model_spec.version_label",
+            )
+        version = spec.version.value if spec.HasField("version") else 0
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for info in self._core.model_status(spec.name, version):
+            _status(response.model_version_status.add(), info)
+        return response
+
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        raise Unimplemented(
+            "HandleReloadConfigRequest is not offered; use sluice.serving.v1.ServingService"
+        )
+
+
+def _selector(spec: model_pb2.ModelSpec) -> VersionSelector:
+    if spec.HasField("version"):
+        if spec.version.value < 1:
+            raise InvalidArgument(
+                f"model_spec.version must be positive, got {spec.version.value}",
+                field="model_spec.version",
+            )
+        return VersionSelector(version=spec.version.value)
+    return VersionSelector(label=spec.version_label)
+
+
+def _answer_spec(answer: model_pb2.ModelSpec, name: str, version: int, signature: str) -> None:
+    answer.name = name
+    answer.version.value = version
+    answer.signature_name = signature
+
+
+def _signature_def(signature: Signature, serialized: bytes | None) -> meta_graph_pb2.SignatureDef:
+    if serialized:
+        return meta_graph_pb2.SignatureDef.FromString(serialized)
+    signature_def = meta_graph_pb2.SignatureDef(method_name=signature.method_name)
+    for target, specs in (
+        (signature_def.inputs, signature.inputs),
+        (signature_def.outputs, signature.outputs),
+    ):
+        _tensor_infos(target, specs)
+    return signature_def
+
+
+def _tensor_infos(target: Any, specs: Mapping[str, Any]) -> None:
+    for key, spec in specs.items():
+        info = target[key]
+        info.name = f"{key}:0"
+        info.dtype = tf_dtype_of(spec.dtype)
+        if spec.shape is None:
+            info.tensor_shape.unknown_rank = True
+        else:
+            for size in spec.shape:
+                info.tensor_shape.dim.add(size=size)
+
+
+def _status(status: get_model_status_pb2.ModelVersionStatus, info: VersionInfo) -> None:
+    status.version = info.version
+    status.state = _STATE[info.state]
+    if info.error is not None:
+        status.status.error_code = grpc.StatusCode[info.error.code].value[0]
+        status.status.error_message = info.error.message

@@ -1,0 +1,271 @@
+"""The unmodified tensorflow-serving-api client against the server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from sluice_runtime.artifacts import ArtifactStore
+from sluice_serving.core import ServingCore
+from sluice_serving.server import ServingServer
+from sluice_serving.testing import in_process, serve_folder
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+
+@pytest.fixture
+def channel(server: ServingServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.address) as channel:
+        yield channel
+
+
+@pytest.fixture
+def predict_stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionServiceStub:
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def test_predict_matches_the_savedmodel_called_in_process(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["numeric"], "numeric")
+    features = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "numeric"
+    request.inputs["features"].CopyFrom(tf.make_tensor_proto(features))
+
+    response = predict_stub.Predict(request, timeout=10)
+
+    expected = in_process(model_dirs["numeric"], features=features)
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs["output_0"]), expected["output_0"], rtol=1e-6
+    )
+    assert response.model_spec.name == "numeric"
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+
+
+def test_predict_accepts_typed_values_and_strings(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["dict"], "dict")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "dict"
+    request.model_spec.version.value = 1
+    age = request.inputs["age"]
+    age.dtype = tf.int64.as_datatype_enum
+    age.tensor_shape.dim.add(size=3)
+    age.int64_val.extend([30, 40, 50])
+    request.inputs["income"].CopyFrom(tf.make_tensor_proto([1000.0, 0.0, 500.0], dtype=tf.float32))
+    request.inputs["country"].CopyFrom(tf.make_tensor_proto([b"NL", b"DE", b"NL"]))
+    request.output_filter.append("score")
+
+    response = predict_stub.Predict(request, timeout=10)
+
+    expected = in_process(
+        model_dirs["dict"],
+        age=np.array([30, 40, 50], np.int64),
+        income=np.array([1000.0, 0.0, 500.0], np.float32),
+        country=np.array([b"NL", b"DE", b"NL"]),
+    )
+    assert list(response.outputs) == ["score"]
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs["score"]), expected["score"], rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "needle"),
+    [
+        (lambda r: setattr(r.model_spec, "name", "nope"), grpc.StatusCode.NOT_FOUND, "nope"),
+        (
+            lambda r: r.model_spec.version.__setattr__("value", 7),
+            grpc.StatusCode.NOT_FOUND,
+            "version 7",
+        ),
+        (
+            lambda r: r.inputs.pop("features"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "missing input 'features'",
+        ),
+        (
+            lambda r: r.inputs["features"].CopyFrom(
+                tf.make_tensor_proto(np.zeros((2, 4), np.float64))
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "dtype float64",
+        ),
+        (
+            lambda r: r.inputs["features"].CopyFrom(
+                tf.make_tensor_proto(np.zeros((2, 3), np.float32))
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "shape [2, 3]",
+        ),
+        (
+            lambda r: r.inputs["extra"].CopyFrom(tf.make_tensor_proto(np.zeros((2,), np.float32))),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unknown input 'extra'",
+        ),
+        (
+            lambda r: r.inputs["features"].CopyFrom(
+                tf.make_tensor_proto(np.zeros((1001, 4), np.float32))
+            ),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "max_request_rows=1000",
+        ),
+        (
+            lambda r: setattr(r.model_spec, "signature_name", "nope"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "no signature 'nope'",
+        ),
+    ],
+)
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    mutate: Callable[[predict_pb2.PredictRequest], object],
+    code: grpc.StatusCode,
+    needle: str,
+) -> None:
+    serve_folder(core, store, model_dirs["numeric"], "numeric")
+    good = predict_pb2.PredictRequest()
+    good.model_spec.name = "numeric"
+    good.inputs["features"].CopyFrom(tf.make_tensor_proto(np.ones((2, 4), np.float32)))
+    bad = predict_pb2.PredictRequest()
+    bad.CopyFrom(good)
+    mutate(bad)
+
+    with pytest.raises(grpc.RpcError) as raised:
+        predict_stub.Predict(bad, timeout=10)
+
+    assert raised.value.code() == code
+    assert needle in str(raised.value.details())
+    assert predict_stub.Predict(good, timeout=10).model_spec.version.value == 1
+
+
+def test_tensor_content_of_the_wrong_length_is_invalid(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["numeric"], "numeric")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "numeric"
+    request.inputs["features"].CopyFrom(tf.make_tensor_proto(np.ones((2, 4), np.float32)))
+    request.inputs["features"].tensor_content = request.inputs["features"].tensor_content[:-4]
+    with pytest.raises(grpc.RpcError) as raised:
+        predict_stub.Predict(request, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tensor_content has 28 bytes" in str(raised.value.details())
+
+
+def test_get_model_metadata_returns_the_signature_defs(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["numeric"], "numeric")
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "numeric"
+
+    response = predict_stub.GetModelMetadata(request, timeout=10)
+
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    serving = signature_map.signature_def["serving_default"]
+    assert serving.inputs["features"].dtype == tf.float32.as_datatype_enum
+    assert [d.size for d in serving.inputs["features"].tensor_shape.dim] == [-1, 4]
+    assert response.model_spec.version.value == 1
+
+
+def test_model_status_lists_versions_and_states(
+    core: ServingCore, store: ArtifactStore, model_dirs: dict[str, Path], channel: grpc.Channel
+) -> None:
+    serve_folder(core, store, model_dirs["numeric"], "numeric")
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "numeric"
+
+    response = stub.GetModelStatus(request, timeout=10)
+
+    assert [(s.version, s.state) for s in response.model_version_status] == [
+        (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    ]
+    request.model_spec.name = "missing"
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetModelStatus(request, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _examples(**features: list[object]) -> list[tf.train.Example]:
+    rows = len(next(iter(features.values())))
+    examples = []
+    for i in range(rows):
+        example = tf.train.Example()
+        for name, values in features.items():
+            value = values[i]
+            feature = example.features.feature[name]
+            if isinstance(value, bytes):
+                feature.bytes_list.value.append(value)
+            elif isinstance(value, int):
+                feature.int64_list.value.append(value)
+            else:
+                feature.float_list.value.extend(value if isinstance(value, list) else [value])
+        examples.append(example)
+    return examples
+
+
+def test_regress_reads_features_from_examples(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["linear3"], "linear")
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = "linear"
+    request.input.example_list.examples.extend(_examples(x=[[1.0, 2.0], [0.5, 0.5]]))
+
+    response = predict_stub.Regress(request, timeout=10)
+
+    assert [r.value for r in response.result.regressions] == pytest.approx([9.0, 3.0])
+    assert response.model_spec.version.value == 1
+
+
+def test_classify_needs_a_classifying_signature(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["linear3"], "linear")
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "linear"
+    request.input.example_list.examples.extend(_examples(x=[[1.0, 2.0]]))
+
+    with pytest.raises(grpc.RpcError) as raised:
+        predict_stub.Classify(request, timeout=10)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cannot classify" in str(raised.value.details())
