@@ -228,6 +228,24 @@ def serve(
             extra={"metrics_port": running.metrics_port},
         )
 
+    wait_for_shutdown_signal(running, name=name)
+
+
+def wait_for_shutdown_signal(
+    running: RunningServer,
+    *,
+    name: str,
+    drain: Callable[[float], object] | None = None,
+) -> None:
+    """Block until SIGTERM or SIGINT, then drain the server; call from the main thread.
+
+    On the first signal in-flight RPCs get ``grace_seconds`` to finish through ``drain`` (default
+    ``running.stop``; a service that owns more than the server, such as a model data plane, passes
+    its own stop). A second signal cancels the RPCs at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("signal handlers can only be installed from the main thread")
+    grace = running.config.grace_seconds
     stop_requested = threading.Event()
     received: list[str] = []
 
@@ -240,8 +258,8 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         stop_requested.wait()
-        logger.info("%s received: draining for up to %g s", received[0], config.grace_seconds)
-        running.stop(config.grace_seconds)
+        logger.info("%s received: draining for up to %g s", received[0], grace)
+        (drain or running.stop)(grace)
     finally:
         running.stop(None)
         for sig, handler in previous.items():

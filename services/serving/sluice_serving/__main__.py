@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import threading
 import time
-from types import FrameType
 
 from grpc_health.v1 import health_pb2
 from sluice_runtime.config import ServerConfig
 from sluice_runtime.logs import configure_logging
+from sluice_runtime.server import wait_for_shutdown_signal
 
 from sluice_serving.core import ServingCore
 from sluice_serving.resolver import MetadataArtifactResolver
@@ -59,22 +58,10 @@ def main() -> None:
         logger.info("loading %d model versions from %s", count, settings.model_config_file)
         threading.Thread(target=_mark_ready, args=(server, core), daemon=True).start()
 
-    stop = threading.Event()
-    received: list[str] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        if stop.is_set():
-            server.running.server.stop(None)  # second signal: no more grace
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    stop.wait()
-    logger.info("%s received: draining for up to %g s", received[0], config.grace_seconds)
-    server.stop(config.grace_seconds)
-    resolver.close()
-    logger.info("serving stopped")
+    try:
+        wait_for_shutdown_signal(server.running, name="serving", drain=server.stop)
+    finally:
+        resolver.close()
 
 
 def _mark_ready(server: ServingServer, core: ServingCore) -> None:
