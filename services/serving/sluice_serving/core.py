@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
+from sluice_runtime.artifacts.digest import check_digest
 from sluice_runtime.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -40,7 +41,6 @@ from sluice_runtime.errors import (
 
 from sluice_serving import examples as example_inputs
 from sluice_serving.batching import Batcher, BatchingSettings
-from sluice_serving.digest import check_digest
 from sluice_serving.fetch import ModelFetcher
 from sluice_serving.metrics import UNKNOWN_MODEL, ServingMetrics
 from sluice_serving.request_log import LogRecord, RequestLogger, RequestLogSettings

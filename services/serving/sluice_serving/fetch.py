@@ -16,9 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from sluice_runtime.artifacts import ArtifactStore, check_prefix
+from sluice_runtime.artifacts.digest import digest_of_entries, model_digest
 from sluice_runtime.errors import DataLoss, InvalidArgument, NotFound
-
-from sluice_serving.digest import digest_of_entries, model_digest
 
 
 class ModelFetcher:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from sluice_runtime.artifacts import ArtifactStore
+from sluice_runtime.artifacts.digest import model_digest
 
 from sluice_serving.core import ServingCore, VersionInfo, VersionState
-from sluice_serving.digest import model_digest
 
 
 def export_numeric_keras(path: Path) -> Path:

@@ -18,7 +18,7 @@ from sluice.client.errors import SluiceRpcError
 from sluice.client.serving import ServingClient
 from sluice.serving.v1 import model_pb2
 from sluice_runtime.artifacts import ArtifactStore
-from sluice_serving.digest import model_digest
+from sluice_runtime.artifacts.digest import model_digest
 from sluice_serving.server import ServingServer
 from sluice_serving.testing import upload
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 from open_inference.grpc import protocol as oip
 from sluice_runtime.artifacts import ArtifactStore
+from sluice_runtime.artifacts.digest import digest_of_entries, model_digest
 from sluice_runtime.errors import InvalidArgument
-from sluice_serving.digest import digest_of_entries, model_digest
 from sluice_serving.tensors import (
     ndarray_to_raw,
     ndarray_to_tensor_proto,

@@ -6,7 +6,8 @@ count, so a SavedModel gives the same digest on a local disk and in an object st
 empty folders). Because only per-file digests enter it, it can be computed from an artifact store
 listing (`ArtifactInfo.sha256`) without downloading anything: `digest_of_entries`.
 
-The training service records this digest with each exported model; serving verifies it at load.
+Lives in the runtime so that the training service (which records it with each exported model)
+and the serving service (which verifies it at load) share one definition.
 """
 
 from __future__ import annotations
