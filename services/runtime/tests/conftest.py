@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
+import boto3
 import grpc
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue

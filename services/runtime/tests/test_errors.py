@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from google.rpc import error_details_pb2, status_pb2
 from sluice_runtime import errors
 from sluice_runtime.interceptors import rich_status, status_from_error
 
