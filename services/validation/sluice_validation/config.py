@@ -15,7 +15,10 @@ SLUICE_VALIDATION_RECORD_LINEAGE    true                        false: never rec
                                                                 address
 SLUICE_VALIDATION_JOB_WORKERS       1                           statistics jobs run at once
 SLUICE_VALIDATION_MAX_JOBS_KEPT     1000                        finished jobs kept (the oldest
-                                                                go first; jobs live in memory)
+                                                                go first, records too)
+SLUICE_VALIDATION_DATABASE_URL      sqlite:///<data dir>/       job records (SQLAlchemy URL), so a
+                                    validation/jobs.db          restart keeps the jobs; one
+                                                                service process per database
 SLUICE_VALIDATION_BEAM_ARGS         unset                       extra Beam options for jobs that
                                                                 name a runner, space-separated
 SLUICE_VALIDATION_BEAM_TEMP         unset (a local temp dir)    folder Beam workers write results to
@@ -52,7 +55,9 @@ class ValidationConfig:
         artifact_store_uri: the artifact store results are written to (file:// or s3://).
         metadata_address: host:port of the metadata service; None turns lineage recording off.
         job_workers: statistics jobs that run at the same time (each on its own thread).
-        max_jobs_kept: finished jobs kept in memory for Get/List/Watch.
+        max_jobs_kept: finished jobs kept for Get/List/Watch (in memory and in the database).
+        job_database_url: SQLAlchemy URL of the job records; None keeps jobs in memory only
+            (from_env always sets it: by default a SQLite file in the data directory).
         beam_pipeline_args: extra Beam options (e.g. --flink_master=...), for jobs with a runner.
         beam_temp_location: where Beam workers write results; None: a local temporary folder.
     """
@@ -62,6 +67,7 @@ class ValidationConfig:
     metadata_address: str | None = None
     job_workers: int = DEFAULT_JOB_WORKERS
     max_jobs_kept: int = DEFAULT_MAX_JOBS_KEPT
+    job_database_url: str | None = None
     beam_pipeline_args: tuple[str, ...] = field(default_factory=tuple)
     beam_temp_location: str | None = None
 
@@ -76,6 +82,12 @@ class ValidationConfig:
             )
         if not self.artifact_store_uri:
             raise ConfigError("SLUICE_ARTIFACT_STORE_URI", "must not be empty")
+        if self.job_database_url is not None and "://" not in self.job_database_url:
+            raise ConfigError(
+                "SLUICE_VALIDATION_DATABASE_URL",
+                f"must be an SQLAlchemy URL such as sqlite:////abs/jobs.db, got"
+                f" {self.job_database_url!r}",
+            )
 
     @property
     def records_lineage(self) -> bool:
@@ -90,7 +102,7 @@ class ValidationConfig:
             value = env.get(name, "").strip()
             return value or None
 
-        data_dir = Path(get("SLUICE_DATA_DIR") or "~/.sluice").expanduser()
+        data_dir = Path(get("SLUICE_DATA_DIR") or "~/.sluice").expanduser().resolve()
         store_uri = get("SLUICE_ARTIFACT_STORE_URI") or (data_dir / "artifacts").resolve().as_uri()
         record = (get("SLUICE_VALIDATION_RECORD_LINEAGE") or "true").lower()
         if record not in _TRUE | _FALSE:
@@ -105,6 +117,8 @@ class ValidationConfig:
             metadata_address=address,
             job_workers=_int(env, "SLUICE_VALIDATION_JOB_WORKERS", DEFAULT_JOB_WORKERS),
             max_jobs_kept=_int(env, "SLUICE_VALIDATION_MAX_JOBS_KEPT", DEFAULT_MAX_JOBS_KEPT),
+            job_database_url=get("SLUICE_VALIDATION_DATABASE_URL")
+            or f"sqlite:///{data_dir / 'validation' / 'jobs.db'}",
             beam_pipeline_args=tuple(shlex.split(beam_args)) if beam_args else (),
             beam_temp_location=get("SLUICE_VALIDATION_BEAM_TEMP"),
         )

@@ -7,22 +7,25 @@ the metadata service. No grpc here; `servicer` translates.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import posixpath
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sluice_runtime.artifacts import ArtifactStore
 from sluice_runtime.errors import InvalidArgument, SluiceError
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from . import lineage as kinds
+from .accumulators import SketchSettings
 from .artifact_io import ArtifactAccess
 from .comparison import ComparisonKind, FeatureDistance, compare
 from .formats import statistics_from_bytes, statistics_to_bytes
 from .inputs import DataFormat, DataResolver
-from .jobs import Job, JobCancelled, JobContext, JobManager, JobProgress
+from .jobs import Job, JobCancelled, JobContext, JobManager, JobProgress, JobStore
 from .lineage import ArtifactRecord, Lineage, NoLineage
 from .schema import infer_schema, main_dataset, schema_from_text, schema_to_text
 from .statistics import Cancelled, Progress, StatsOptions, compute_statistics
@@ -93,6 +96,8 @@ class ValidationCore:
         lineage: where executions are recorded (NoLineage: nowhere).
         job_workers: statistics jobs running at once.
         beam_pipeline_args, beam_temp_location: for jobs that name a Beam runner.
+        job_store: where statistics jobs are recorded (with STATISTICS_JOB_CODEC), so that a
+            restarted service still has them; None: in memory only.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class ValidationCore:
         beam_pipeline_args: Sequence[str] = (),
         beam_temp_location: str | None = None,
         resolver: DataResolver | None = None,
+        job_store: JobStore | None = None,
     ) -> None:
         self.store = store
         self.lineage = lineage or NoLineage()
@@ -113,11 +119,11 @@ class ValidationCore:
         self._beam_args = tuple(beam_pipeline_args)
         self._beam_temp = beam_temp_location
         self.jobs: JobManager[StatisticsJobSpec] = JobManager(
-            self._run_statistics, workers=job_workers, max_kept=max_jobs_kept
+            self._run_statistics, workers=job_workers, max_kept=max_jobs_kept, store=job_store
         )
 
     def close(self) -> None:
-        self.jobs.shutdown(cancel_running=True, wait=True)
+        self.jobs.shutdown(interrupt_running=True, wait=True)
         self.lineage.close()
 
     # -- statistics jobs ---------------------------------------------------------------------------
@@ -360,6 +366,67 @@ class ValidationCore:
         if key is not None and "/" in key:
             return f"{posixpath.dirname(key)}/{kind}-{digest}/{file_name}"
         return f"{kind}/{digest}/{file_name}"
+
+
+# -- job records (JSON, for job_store) ------------------------------------------------------------
+
+
+def _ref_to_json(ref: Ref) -> dict[str, Any]:
+    return {"artifact_id": ref.artifact_id, "uri": ref.uri}
+
+
+def _ref_from_json(value: Mapping[str, Any]) -> Ref:
+    return Ref(artifact_id=int(value.get("artifact_id", 0)), uri=str(value.get("uri", "")))
+
+
+def spec_to_json(spec: StatisticsJobSpec) -> dict[str, Any]:
+    return {
+        "data": _ref_to_json(spec.data),
+        "data_format": spec.data_format.value if spec.data_format else None,
+        "options": dataclasses.asdict(spec.options),
+        "beam_runner": spec.beam_runner,
+        "output_uri": spec.output_uri,
+        "labels": dict(spec.labels),
+    }
+
+
+def spec_from_json(value: Mapping[str, Any]) -> StatisticsJobSpec:
+    """The spec of a record; options a newer version added are ignored, missing ones default."""
+    options = {k: v for k, v in value["options"].items() if k in _OPTION_NAMES}
+    if "slices" in options:
+        options["slices"] = tuple(tuple(spec) for spec in options["slices"])
+    if "sketches" in options:
+        sketches = options["sketches"]
+        options["sketches"] = SketchSettings(
+            **{k: v for k, v in sketches.items() if k in _SKETCH_NAMES}
+        )
+    data_format = value.get("data_format")
+    return StatisticsJobSpec(
+        data=_ref_from_json(value["data"]),
+        data_format=DataFormat(data_format) if data_format else None,
+        options=StatsOptions(**options),
+        beam_runner=str(value.get("beam_runner", "")),
+        output_uri=str(value.get("output_uri", "")),
+        labels=dict(value.get("labels", {})),
+    )
+
+
+def outcome_to_json(outcome: StatisticsOutcome) -> dict[str, Any]:
+    return {
+        "statistics": _ref_to_json(outcome.statistics),
+        "row_count": outcome.row_count,
+        "execution_id": outcome.execution_id,
+    }
+
+
+def outcome_from_json(value: Mapping[str, Any]) -> StatisticsOutcome:
+    return StatisticsOutcome(
+        _ref_from_json(value["statistics"]), int(value["row_count"]), int(value["execution_id"])
+    )
+
+
+_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(StatsOptions))
+_SKETCH_NAMES = frozenset(f.name for f in dataclasses.fields(SketchSettings))
 
 
 def _input(kind: str, ref: Ref, uri: str, path: str) -> ArtifactRecord:

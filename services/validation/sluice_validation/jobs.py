@@ -2,8 +2,21 @@
 
 A job is an immutable snapshot (`Job`) replaced under a lock at each change, so readers never see a
 half-updated job; watchers wait on a condition and get every new version. Work runs on the pool's
-threads, never on the caller's (an RPC thread). Jobs live in memory: a restart forgets them (their
-results stay in the artifact store and the metadata service).
+threads, never on the caller's (an RPC thread).
+
+With a `JobStore`, every job is recorded when created and at each change of state, and a new
+manager over the same store picks up where the last one stopped:
+
+* finished jobs come back as they were (Get, List and page tokens keep working);
+* QUEUED jobs are queued again, in their order: nothing of them had run;
+* RUNNING jobs come back FAILED (ABORTED, reason SERVICE_RESTARTED): the process died under them
+  (a crash, a kill, an out-of-memory, a lost machine), and running the job again could kill the
+  next process the same way; the caller decides whether to create it again.
+
+A graceful shutdown (`shutdown`, on SIGTERM) loses nothing either: running jobs are interrupted
+at their next batch and put back in the queue with the queued ones, so the next start runs them.
+Without a store, jobs live in memory only and a restart forgets them (their results stay in the
+artifact store and the metadata service).
 """
 
 from __future__ import annotations
@@ -16,12 +29,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from sluice_runtime.errors import InvalidArgument, NotFound
+from sluice_runtime.errors import InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,7 @@ RPC_CODES = {
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 PROGRESS_INTERVAL_S = 0.25  # at most this often a running job publishes progress
+RESTARTED_REASON = "SERVICE_RESTARTED"
 
 
 class JobState(enum.Enum):
@@ -112,6 +126,7 @@ class Job(Generic[_Spec]):
     result: Any = None
     error: JobError | None = None
     version: int = 0  # bumped at every change; watchers compare it
+    request_id: str = ""  # the caller's idempotency key, if any
 
     @property
     def name(self) -> str:
@@ -122,13 +137,29 @@ class JobCancelled(Exception):
     """The job's work stopped because it was cancelled."""
 
 
+class JobStore(Protocol):
+    """Where a JobManager records its jobs (`job_store.SqlJobStore`)."""
+
+    def save(self, job: Job[Any]) -> None:
+        """Insert or replace the record of `job`."""
+
+    def load(self) -> list[Job[Any]]:
+        """Every record, oldest first."""
+
+    def delete(self, job_ids: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class JobContext:
     """What the work sees of its job: progress reporting and cancellation."""
 
     def __init__(self, manager: JobManager[Any], job_id: str) -> None:
         self._manager = manager
         self.job_id = job_id
+        # Set to stop the work: by a cancel (then `by_caller` is true) or by a shutdown.
         self.cancelled = threading.Event()
+        self.by_caller = False
         self._last_report = 0.0
         self._started = time.monotonic()
 
@@ -165,8 +196,10 @@ class JobManager(Generic[_Spec]):
         max_kept: int = 1000,
         clock: Callable[[], float] = time.time,
         on_finished: Callable[[Job[_Spec]], None] | None = None,
+        store: JobStore | None = None,
     ) -> None:
         self._work = work
+        self._store = store
         self._clock = clock
         self._max_kept = max_kept
         self._on_finished = on_finished
@@ -179,6 +212,8 @@ class JobManager(Generic[_Spec]):
         self._by_request: dict[str, str] = {}
         self._sequence = itertools.count(1)
         self._closed = False
+        if store is not None:
+            self._restore(store)
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -186,8 +221,6 @@ class JobManager(Generic[_Spec]):
         """Queue a job; a second create with the same `request_id` returns the first job."""
         with self._lock:
             if self._closed:
-                from sluice_runtime.errors import Unavailable
-
                 raise Unavailable("the service is shutting down; retry on another replica")
             if request_id and request_id in self._by_request:
                 existing = self._jobs.get(self._by_request[request_id])
@@ -201,14 +234,22 @@ class JobManager(Generic[_Spec]):
                 sequence=next(self._sequence),
                 create_time=now,
                 update_time=now,
+                request_id=request_id,
             )
+            if self._store is not None:
+                try:
+                    self._store.save(job)  # first: a job that is not recorded is not created
+                except Exception as error:
+                    log.exception("cannot record a new statistics job")
+                    raise Unavailable(
+                        f"cannot record the job ({type(error).__name__}); nothing was created,"
+                        " retry later"
+                    ) from None
             self._jobs[job.id] = job
-            context = JobContext(self, job.id)
-            self._contexts[job.id] = context
             if request_id:
                 self._by_request[request_id] = job.id
             self._forget_old()
-            self._futures[job.id] = self._pool.submit(self._run, job.id, context)
+            self._submit(job.id)
             self._changed.notify_all()
             return job
 
@@ -223,7 +264,9 @@ class JobManager(Generic[_Spec]):
             job = self._get(job_id)
             if job.state.terminal:
                 return job
-            self._contexts[job_id].cancelled.set()
+            context = self._contexts[job_id]
+            context.by_caller = True
+            context.cancelled.set()
             if job.state is JobState.QUEUED and self._futures[job_id].cancel():
                 return self._set(job_id, state=JobState.CANCELLED)
             while not job.state.terminal and (left := deadline - time.monotonic()) > 0:
@@ -231,14 +274,19 @@ class JobManager(Generic[_Spec]):
                 job = self._get(job_id)
             return job
 
-    def shutdown(self, *, cancel_running: bool = True, wait: bool = True) -> None:
+    def shutdown(self, *, interrupt_running: bool = True, wait: bool = True) -> None:
+        """Stop taking jobs. Queued jobs stay queued; running ones are interrupted at their next
+        batch (with `interrupt_running`) and queued again, so a restart over the same store runs
+        them all. Without a store they are simply dropped with the process."""
         with self._lock:
             self._closed = True
-            ids = list(self._jobs)
-        if cancel_running:
-            for job_id in ids:
-                self.cancel(job_id, wait_s=0)
+            contexts = list(self._contexts.values())
+        if interrupt_running:
+            for context in contexts:
+                context.cancelled.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        if self._store is not None:
+            self._store.close()
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -288,12 +336,16 @@ class JobManager(Generic[_Spec]):
             if job is None or job.state.terminal:
                 return
             if context.cancelled.is_set():
-                self._set(job_id, state=JobState.CANCELLED)
-                return
+                if context.by_caller:
+                    self._set(job_id, state=JobState.CANCELLED)
+                return  # a shutdown: it stays queued for the next start
             self._set(job_id, state=JobState.RUNNING)
         try:
             result = self._work(job.spec, context)
         except BaseException as error:
+            if context.cancelled.is_set() and not context.by_caller:
+                self._requeue_interrupted(job_id)
+                return
             if context.cancelled.is_set() or isinstance(error, JobCancelled):
                 finished = self._finish(job_id, state=JobState.CANCELLED)
             else:
@@ -303,6 +355,9 @@ class JobManager(Generic[_Spec]):
                     log.exception("job %s failed", job_id)
                 finished = self._finish(job_id, state=JobState.FAILED, error=JobError.of(error))
         else:
+            if context.cancelled.is_set() and not context.by_caller:
+                self._requeue_interrupted(job_id)
+                return
             if context.cancelled.is_set():
                 finished = self._finish(job_id, state=JobState.CANCELLED)
             else:
@@ -325,11 +380,24 @@ class JobManager(Generic[_Spec]):
                 )
             return self._set(job_id, **changes)
 
+    def _requeue_interrupted(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                self._set(
+                    job_id,
+                    state=JobState.QUEUED,
+                    progress=JobProgress(
+                        message="interrupted by a shutdown of the service; it runs again from"
+                        " the start when the service is back"
+                    ),
+                )
+
     def _update(self, job_id: str, **changes: Any) -> None:
+        """Progress: published to readers, not recorded (it is stale after a restart anyway)."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is not None and not job.state.terminal:
-                self._set(job_id, **changes)
+                self._set(job_id, record=False, **changes)
 
     def replace_result(self, job_id: str, result: Any) -> None:
         """Attach extra output to a finished job (e.g. its metadata execution id)."""
@@ -345,24 +413,75 @@ class JobManager(Generic[_Spec]):
             raise NotFound(f"statistics job {job_id!r} does not exist", field="name")
         return job
 
-    def _set(self, job_id: str, **changes: Any) -> Job[_Spec]:
+    def _set(self, job_id: str, *, record: bool = True, **changes: Any) -> Job[_Spec]:
         job = self._jobs[job_id]
         updated = replace(job, update_time=self._clock(), version=job.version + 1, **changes)
         self._jobs[job_id] = updated
         if updated.state.terminal:
             self._contexts.pop(job_id, None)
             self._futures.pop(job_id, None)
+        if record:
+            self._record(updated)
         self._changed.notify_all()
         return updated
+
+    def _record(self, job: Job[_Spec]) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.save(job)
+        except Exception:
+            # Readers still see the right state; after a restart the record says what it said
+            # last (a RUNNING record then comes back FAILED, never silently SUCCEEDED).
+            log.exception("cannot record statistics job %s as %s", job.id, job.state.name)
+
+    def _submit(self, job_id: str) -> None:
+        context = JobContext(self, job_id)
+        self._contexts[job_id] = context
+        self._futures[job_id] = self._pool.submit(self._run, job_id, context)
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.state.terminal]
         excess = len(finished) - self._max_kept
-        for job in sorted(finished, key=lambda j: j.sequence)[: max(excess, 0)]:
+        forgotten = sorted(finished, key=lambda j: j.sequence)[: max(excess, 0)]
+        for job in forgotten:
             del self._jobs[job.id]
-            for request_id, target in list(self._by_request.items()):
-                if target == job.id:
-                    del self._by_request[request_id]
+            if job.request_id and self._by_request.get(job.request_id) == job.id:
+                del self._by_request[job.request_id]
+        if forgotten and self._store is not None:
+            try:
+                self._store.delete(job.id for job in forgotten)
+            except Exception:
+                log.exception("cannot delete %d old statistics job records", len(forgotten))
+
+    def _restore(self, store: JobStore) -> None:
+        """Take over the jobs recorded by the last process (see the module's docstring)."""
+        jobs = store.load()
+        with self._lock:
+            for job in jobs:
+                self._jobs[job.id] = job
+                if job.request_id:
+                    self._by_request[job.request_id] = job.id
+            last = max((job.sequence for job in jobs), default=0)
+            self._sequence = itertools.count(last + 1)
+            for job in jobs:
+                if job.state is JobState.RUNNING:
+                    self._set(
+                        job.id,
+                        state=JobState.FAILED,
+                        error=JobError(
+                            RPC_CODES["ABORTED"],
+                            "the service stopped while this job was running (a crash, a kill,"
+                            " out of memory or a lost machine), so its work was lost; it is not"
+                            " run again by itself, in case it was the cause: create it again",
+                            RESTARTED_REASON,
+                        ),
+                    )
+                elif job.state is JobState.QUEUED:
+                    self._submit(job.id)
+            self._forget_old()
+        if jobs:
+            log.info("took over %d recorded statistics jobs", len(jobs))
 
 
 def _encode_token(sequence: int) -> str:

@@ -4,8 +4,11 @@ reading and writing, and environments.
 Inference follows TFDV's `infer_schema`: the type from the statistics (STRING -> BYTES), presence
 (`min_fraction: 1` when never missing, `min_count: 1` always), the shape `[1]` for features present
 once in every example or `value_count` otherwise, and a string domain (by name, at the schema's top
-level) for string features with at most `max_string_domain_size` distinct values. Numeric ranges
-(int_domain / float_domain min and max) are inferred only when asked, as in TFDV.
+level) for string features with at most `max_string_domain_size` distinct values. A `bool_domain`
+comes first, as in TFDV: for INT features whose values are 0 and 1 (min >= 0, max == 1) and for
+string features with one or two values spelled as TFDV's true/false words ("true"/"false",
+"TRUE"/"FALSE", "set"/"clear", ...). Numeric ranges (int_domain / float_domain min and max) are
+inferred only when asked, as in TFDV.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from sluice_runtime.errors import InvalidArgument
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 DEFAULT_MAX_STRING_DOMAIN_SIZE = 100
+# TFDV's spellings of a boolean in text (bool_domain_util.cc); "" counts as true there, but an
+# empty CSV field is a missing value here, so it never shows up as a value.
+BOOL_TRUE_WORDS = frozenset({"TRUE", "true", "SET", "set", "1", ""})
+BOOL_FALSE_WORDS = frozenset({"FALSE", "false", "CLEAR", "clear", "0"})
 
 INACTIVE_STAGES = frozenset(
     {
@@ -148,7 +155,10 @@ def add_inferred_feature(
             feature.value_count.max = 1
     elif common.num_non_missing and common.min_num_values >= 1:
         feature.value_count.min = 1
-    if feature.type == schema_pb2.BYTES and stats.WhichOneof("stats") == "string_stats":
+    boolean = bool_domain_from(stats)
+    if boolean is not None:
+        feature.bool_domain.CopyFrom(boolean)
+    elif feature.type == schema_pb2.BYTES and stats.WhichOneof("stats") == "string_stats":
         unique = stats.string_stats.unique
         values = sorted(value for value, _count in string_values(stats))
         if 0 < unique <= max_string_domain_size and len(values) == unique:
@@ -164,6 +174,28 @@ def add_inferred_feature(
                 feature.float_domain.min = numbers.min
                 feature.float_domain.max = numbers.max
     return feature
+
+
+def bool_domain_from(stats: statistics_pb2.FeatureNameStatistics) -> schema_pb2.BoolDomain | None:
+    """The bool_domain TFDV infers for these statistics, or None when they do not look boolean."""
+    which = stats.WhichOneof("stats")
+    if stats.type == statistics_pb2.FeatureNameStatistics.INT and which == "num_stats":
+        numbers = stats.num_stats
+        return schema_pb2.BoolDomain() if numbers.min >= 0 and numbers.max == 1 else None
+    if stats.type != statistics_pb2.FeatureNameStatistics.STRING or which != "string_stats":
+        return None
+    values = [value for value, _count in string_values(stats)]
+    if not 1 <= len(values) <= 2 or len(values) != stats.string_stats.unique:
+        return None
+    domain = schema_pb2.BoolDomain()
+    for value in values:  # at most one spelling of each
+        if not domain.HasField("true_value") and value in BOOL_TRUE_WORDS:
+            domain.true_value = value
+        elif not domain.HasField("false_value") and value in BOOL_FALSE_WORDS:
+            domain.false_value = value
+        else:
+            return None
+    return domain
 
 
 # -- reading and writing ---------------------------------------------------------------------------

@@ -17,29 +17,49 @@ from sluice_runtime.server import RunningServer
 from sluice_runtime.server import build_server as build_runtime_server
 
 from .config import ValidationConfig
-from .core import ValidationCore
+from .core import (
+    ValidationCore,
+    outcome_from_json,
+    outcome_to_json,
+    spec_from_json,
+    spec_to_json,
+)
+from .job_store import JobCodec, SqlJobStore
 from .lineage import Lineage, MetadataLineage, NoLineage
 from .servicer import ValidationServicer
 
 SERVICE_NAME = validation_service_pb2.DESCRIPTOR.services_by_name["ValidationService"].full_name
+STATISTICS_JOB_CODEC = JobCodec(spec_to_json, spec_from_json, outcome_to_json, outcome_from_json)
 
 
 def build_core(config: ValidationConfig, lineage: Lineage | None = None) -> ValidationCore:
-    """The core with the configured store and lineage (MetadataLineage when an address is set)."""
+    """The core with the configured store, lineage (MetadataLineage when an address is set) and
+    job records (a database when a URL is set)."""
     if lineage is None:
         lineage = (
             MetadataLineage.connect(config.metadata_address)
             if config.metadata_address
             else NoLineage()
         )
-    return ValidationCore(
-        open_artifact_store(config.artifact_store_uri),
-        lineage,
-        job_workers=config.job_workers,
-        max_jobs_kept=config.max_jobs_kept,
-        beam_pipeline_args=config.beam_pipeline_args,
-        beam_temp_location=config.beam_temp_location,
+    job_store = (
+        SqlJobStore(config.job_database_url, STATISTICS_JOB_CODEC)
+        if config.job_database_url
+        else None
     )
+    try:
+        return ValidationCore(
+            open_artifact_store(config.artifact_store_uri),
+            lineage,
+            job_workers=config.job_workers,
+            max_jobs_kept=config.max_jobs_kept,
+            beam_pipeline_args=config.beam_pipeline_args,
+            beam_temp_location=config.beam_temp_location,
+            job_store=job_store,
+        )
+    except BaseException:
+        if job_store is not None:
+            job_store.close()
+        raise
 
 
 def registrar(core: ValidationCore):  # type: ignore[no-untyped-def]

@@ -261,6 +261,8 @@ class _Checker:
             self._check_int_domain(feature, stats)
         if feature.HasField("float_domain") and stats.WhichOneof("stats") == "num_stats":
             self._check_float_domain(feature, stats)
+        if feature.HasField("bool_domain"):
+            self._check_bool_domain(feature, stats, actual)
 
     def _check_presence(
         self,
@@ -497,6 +499,71 @@ class _Checker:
                 f" {wanted.max:g}; fix the data or raise float_domain.max.",
             )
 
+    def _check_bool_domain(
+        self, feature: schema_pb2.Feature, stats: statistics_pb2.FeatureNameStatistics, actual: int
+    ) -> None:
+        """TFDV's boolean rules: INT values in {0, 1}, FLOAT values exactly 0 or 1, strings
+        only the domain's true_value / false_value. The fix replaces bool_domain by the range."""
+        name = feature.name
+        fixed = self.fixed_feature(name)
+        if actual == schema_pb2.INT and stats.WhichOneof("stats") == "num_stats":
+            numbers = stats.num_stats
+            if numbers.min >= 0 and numbers.max <= 1:
+                return
+            small = numbers.min < 0
+            fixed.int_domain.min = math.floor(numbers.min)  # clears bool_domain (a oneof)
+            fixed.int_domain.max = math.ceil(numbers.max)
+            self.add(
+                name,
+                anomalies_pb2.AnomalyInfo.BOOL_TYPE_SMALL_INT
+                if small
+                else anomalies_pb2.AnomalyInfo.BOOL_TYPE_BIG_INT,
+                "Non-boolean values",
+                f"The schema says {name!r} is boolean (0 or 1), but it has the value"
+                f" {numbers.min if small else numbers.max:g}: fix the data, or replace"
+                " bool_domain by an int_domain (as proposed).",
+            )
+            return
+        if actual == schema_pb2.FLOAT and stats.WhichOneof("stats") == "num_stats":
+            stray = _non_boolean_float(stats.num_stats)
+            if stray is None:
+                return
+            fixed.float_domain.min = stats.num_stats.min  # clears bool_domain (a oneof)
+            fixed.float_domain.max = stats.num_stats.max
+            self.add(
+                name,
+                anomalies_pb2.AnomalyInfo.BOOL_TYPE_UNEXPECTED_FLOAT,
+                "Non-boolean values",
+                f"The schema says {name!r} is boolean, but it has {stray}: fix the data, or"
+                " replace bool_domain by a float_domain (as proposed).",
+            )
+            return
+        if stats.WhichOneof("stats") != "string_stats":
+            return
+        domain = feature.bool_domain
+        allowed = {
+            value
+            for value, present in (
+                (domain.true_value, domain.HasField("true_value")),
+                (domain.false_value, domain.HasField("false_value")),
+            )
+            if present
+        }
+        unexpected = sorted(value for value, _count in string_values(stats) if value not in allowed)
+        if not unexpected:
+            return
+        fixed.ClearField("bool_domain")
+        quoted = ", ".join(repr(value) for value in unexpected[:MAX_EXAMPLE_VALUES])
+        spelled = ", ".join(repr(value) for value in sorted(allowed)) or "no value at all"
+        self.add(
+            name,
+            anomalies_pb2.AnomalyInfo.BOOL_TYPE_UNEXPECTED_STRING,
+            "Non-boolean values",
+            f"The schema says {name!r} is boolean, spelled {spelled}, but it has {quoted}: fix"
+            " the data, set the bool_domain's true_value / false_value, or drop the bool_domain"
+            " (as proposed).",
+        )
+
     # -- drift and skew ----------------------------------------------------------------------------
 
     def check_distances(self, distances: Iterable[FeatureDistance], kind: ComparisonKind) -> None:
@@ -623,6 +690,21 @@ def diff_regions(before: list[str], after: list[str]) -> list[anomalies_pb2.Diff
             region.changed.right_contents.extend(after[j1:j2])
         regions.append(region)
     return regions
+
+
+def _non_boolean_float(numbers: statistics_pb2.NumericStatistics) -> str | None:
+    """What shows float values other than 0 and 1 (NaN, the extremes, a histogram bucket strictly
+    between 0 and 1 or outside [0, 1] holding values), or None when they may all be 0 or 1."""
+    for extreme in (numbers.min, numbers.max):
+        if extreme not in (0.0, 1.0):
+            return f"the value {extreme:g}"
+    for histogram in numbers.histograms:
+        if histogram.num_nan > 0:
+            return f"{histogram.num_nan:g} NaN values"
+        for bucket in histogram.buckets:
+            if bucket.sample_count > 0 and bucket.low_value > 0 and bucket.high_value < 1:
+                return f"values between {bucket.low_value:g} and {bucket.high_value:g}"
+    return None
 
 
 def _percent(fraction: float) -> str:

@@ -210,3 +210,41 @@ def test_too_few_examples_for_the_constraint(write: Writer, baseline: schema_pb2
         [("", "DATASET_LOW_NUM_EXAMPLES")],
     )
     assert f"{ROWS} examples" in result.anomalies.dataset_anomaly_info.description
+
+
+def test_boolean_features_follow_tfdv(write: Writer, baseline: schema_pb2.Schema) -> None:
+    assert must(find_feature(baseline, "label")).HasField("bool_domain")  # 0/1 ints, as TFDV
+    labels = np.arange(ROWS) % 2
+    labels[:3] = 2  # a third class sneaks in
+    table = make_table(ROWS, seed=10).set_column(4, "label", pa.array(labels))
+    result = check(
+        stats_of(write(table, "label.csv")).statistics, baseline, [("label", "BOOL_TYPE_BIG_INT")]
+    )
+    fixed = must(find_feature(result.proposed_schema, "label"))
+    assert not fixed.HasField("bool_domain") and (fixed.int_domain.min, fixed.int_domain.max) == (
+        0,
+        2,
+    )
+    negative = make_table(ROWS, seed=10).set_column(4, "label", pa.array(labels - 3))
+    check(
+        stats_of(write(negative, "neg.csv")).statistics,
+        baseline,
+        [("label", "BOOL_TYPE_SMALL_INT")],
+    )
+
+
+def test_boolean_floats_and_words(write: Writer) -> None:
+    schema = schema_from_text(
+        'feature { name: "flag" type: FLOAT bool_domain {} } feature { name: "answer"'
+        ' type: BYTES bool_domain { true_value: "yes" false_value: "no" } }'
+    )
+    clean = pa.table({"flag": [0.0, 1.0, 1.0, 0.0], "answer": ["yes", "no", "no", "yes"]})
+    assert not validate_statistics(stats_of(write(clean, "clean.csv")).statistics, schema).findings
+    dirty = pa.table({"flag": [0.0, 1.0, 0.5, 0.0], "answer": ["yes", "no", "maybe", "yes"]})
+    result = check(
+        stats_of(write(dirty, "dirty.csv")).statistics,
+        schema,
+        [("flag", "BOOL_TYPE_UNEXPECTED_FLOAT"), ("answer", "BOOL_TYPE_UNEXPECTED_STRING")],
+    )
+    assert "'maybe'" in result.anomalies.anomaly_info["answer"].description
+    assert "0.5" in result.anomalies.anomaly_info["flag"].description

@@ -137,6 +137,37 @@ def test_inference_follows_tfdv(write: Writer) -> None:
     assert not validate_statistics(statistics, schema).findings
 
 
+def test_boolean_inference_follows_tfdv(write: Writer) -> None:
+    table = pa.table(
+        {
+            "clicked": [0, 1, 1, 0],  # ints 0/1: bool_domain {}
+            "always": [1, 1, 1, 1],  # max 1 and min >= 0 is enough
+            "zeros": [0, 0, 0, 0],  # but not without a 1
+            "count": [0, 1, 2, 1],
+            "paid": ["true", "false", "false", "true"],  # TFDV's words: the spelling is kept
+            "set": ["SET", "SET", "SET", "SET"],  # one word alone is enough
+            "answer": ["yes", "no", "no", "yes"],  # other words: a string domain
+        }
+    )
+    schema = infer_schema(stats_of(write(table, "flags.csv")).statistics)
+    by_name = {f.name: f for f in schema.feature}
+    kinds = {name: f.WhichOneof("domain_info") for name, f in by_name.items()}
+    assert kinds == {
+        "clicked": "bool_domain",
+        "always": "bool_domain",
+        "zeros": None,
+        "count": None,
+        "paid": "bool_domain",
+        "set": "bool_domain",
+        "answer": "domain",
+    }
+    paid = by_name["paid"].bool_domain
+    assert (paid.true_value, paid.false_value) == ("true", "false")
+    assert by_name["set"].bool_domain.true_value == "SET"
+    assert not by_name["set"].bool_domain.HasField("false_value")
+    assert [d.name for d in schema.string_domain] == ["answer"]
+
+
 def test_inference_options(write: Writer) -> None:
     statistics = stats_of(write(make_table(2_000, seed=2), "data.parquet")).statistics
     small = infer_schema(statistics, max_string_domain_size=3)
