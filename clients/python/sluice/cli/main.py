@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from sluice.cli import evaluation, lineage, local, serving, training, validation
+from sluice.cli import evaluation, lineage, local, serving, shortcuts, training, validation
 
 app = typer.Typer(
     name="sluice",
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = (local, lineage, serving, validation, training, evaluation)
+COMMAND_MODULES = (local, lineage, shortcuts, serving, validation, training, evaluation)
 for module in COMMAND_MODULES:
     module.register(app)
 
