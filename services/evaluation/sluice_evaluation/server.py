@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from types import TracebackType
 
 from opentelemetry.sdk.trace.export import SpanExporter
 from sluice.client import ClientConfig, MetadataClient
 from sluice_runtime import server as runtime_server
 from sluice_runtime.artifacts import ArtifactStore, open_artifact_store
 from sluice_runtime.logs import configure_logging
-from sluice_runtime.server import RunningServer, wait_for_shutdown_signal
+from sluice_runtime.server import ServiceServer, wait_for_shutdown_signal
 
 from sluice_evaluation.config import SERVICE, EvaluationConfig
 from sluice_evaluation.core import EvaluationCore
@@ -61,37 +60,9 @@ def build_core(
     )
 
 
-class EvaluationServer:
-    """A running evaluation server; `stop` it (or use it in a ``with``)."""
-
-    def __init__(self, running: RunningServer, core: EvaluationCore) -> None:
-        self.running = running
-        self.core = core
-
-    @property
-    def port(self) -> int:
-        return self.running.port
-
-    @property
-    def address(self) -> str:
-        return self.running.address
-
-    def stop(self, grace: float | None = None) -> None:
-        """Cancel the jobs (their watchers see it and end), drain the RPCs, wait for the workers."""
-        self.core.close(wait=False)
-        self.running.stop(grace)
-        self.core.close()
-
-    def __enter__(self) -> EvaluationServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop(0)
+# A running evaluation server: `stop` cancels the jobs (their watchers see it and end), drains the
+# RPCs and waits for the workers.
+EvaluationServer = ServiceServer[EvaluationCore]
 
 
 def build_server(
@@ -117,7 +88,9 @@ def build_server(
     except BaseException:
         core.close()
         raise
-    return EvaluationServer(running, core)
+    return EvaluationServer(
+        running, core, before_stop=lambda: core.close(wait=False), after_stop=core.close
+    )
 
 
 def serve(config: EvaluationConfig) -> None:

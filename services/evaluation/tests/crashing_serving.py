@@ -13,13 +13,13 @@ from sluice_serving.runner import SavedModelRunner
 _load = SavedModelRunner.__init__
 
 
-def _crashing_load(self: Any, folder: Path) -> None:
+def _crashing_load(self: Any, folder: Path, *args: Any, **kwargs: Any) -> None:
     if (folder / "CRASH").exists():
         os.abort()
-    _load(self, folder)
+    _load(self, folder, *args, **kwargs)
 
 
-SavedModelRunner.__init__ = _crashing_load  # type: ignore[method-assign]
+SavedModelRunner.__init__ = _crashing_load  # type: ignore[method-assign,assignment]
 
 if __name__ == "__main__":
     serving_main.main()

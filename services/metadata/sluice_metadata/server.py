@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from types import TracebackType
 
 from opentelemetry.sdk.trace.export import SpanExporter
 from sluice_runtime import server as runtime_server
-from sluice_runtime.server import RunningServer
+from sluice_runtime.server import ServiceServer
 
 from sluice_metadata.config import SERVICE, MetadataConfig
 from sluice_metadata.core import MetadataCore
@@ -36,42 +35,9 @@ def open_store(config: MetadataConfig) -> SqlStore:
     return SqlStore(engine)
 
 
-class MetadataServer:
-    """A running metadata server; `stop` it (or use it in a ``with``) to release the port and,
-    when the server opened it, the store."""
-
-    def __init__(self, running: RunningServer, core: MetadataCore, owns_store: bool) -> None:
-        self.running = running
-        self.core = core
-        self._owns_store = owns_store
-
-    @property
-    def port(self) -> int:
-        return self.running.port
-
-    @property
-    def address(self) -> str:
-        return self.running.address
-
-    @property
-    def store(self) -> Store:
-        return self.core.store
-
-    def stop(self, grace: float | None = None) -> None:
-        self.running.stop(grace)
-        if self._owns_store:
-            self.core.store.close()
-
-    def __enter__(self) -> MetadataServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop(0)
+# A running metadata server: `stop` it (or use it in a ``with``) to release the port and, when the
+# server opened it, the store.
+MetadataServer = ServiceServer[MetadataCore]
 
 
 def build_server(
@@ -107,7 +73,7 @@ def build_server(
         if owns_store:
             the_store.close()
         raise
-    return MetadataServer(running, core, owns_store)
+    return MetadataServer(running, core, after_stop=the_store.close if owns_store else None)
 
 
 def serve(config: MetadataConfig) -> None:

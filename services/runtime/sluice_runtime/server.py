@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType, TracebackType
+from typing import Generic, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -106,6 +107,56 @@ class RunningServer:
         return terminated
 
     def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop(0)
+
+
+CoreT = TypeVar("CoreT")
+
+
+class ServiceServer(Generic[CoreT]):
+    """A started server and the core it serves, stopped together (also in a ``with``).
+
+    `stop` runs ``before_stop`` (e.g. cancel jobs so their Watch streams end), drains the RPCs for
+    ``grace`` seconds, then runs ``after_stop`` (worker pools, stores the service opened).
+    """
+
+    def __init__(
+        self,
+        running: RunningServer,
+        core: CoreT,
+        *,
+        before_stop: Callable[[], object] | None = None,
+        after_stop: Callable[[], object] | None = None,
+    ) -> None:
+        self.running = running
+        self.core = core
+        self._before_stop = before_stop
+        self._after_stop = after_stop
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def address(self) -> str:
+        return self.running.address
+
+    def stop(self, grace: float | None = None) -> None:
+        if self._before_stop is not None:
+            self._before_stop()
+        self.running.stop(grace)
+        if self._after_stop is not None:
+            self._after_stop()
+
+    def __enter__(self) -> ServiceServer[CoreT]:
         return self
 
     def __exit__(

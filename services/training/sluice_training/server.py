@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from types import TracebackType
 
 from opentelemetry.sdk.trace.export import SpanExporter
 from sluice.client import MetadataClient
 from sluice_runtime import server as runtime_server
 from sluice_runtime.artifacts import open_artifact_store
-from sluice_runtime.server import RunningServer
+from sluice_runtime.server import ServiceServer
 
 from sluice_training.config import SERVICE, TrainingConfig
 from sluice_training.core import CoreSettings, TrainingCore
@@ -62,36 +61,8 @@ def build_core(
     )
 
 
-class TrainingServer:
-    """A running training server; `stop` it (or use it in a ``with``)."""
-
-    def __init__(self, running: RunningServer, core: TrainingCore) -> None:
-        self.running = running
-        self.core = core
-
-    @property
-    def port(self) -> int:
-        return self.running.port
-
-    @property
-    def address(self) -> str:
-        return self.running.address
-
-    def stop(self, grace: float | None = None) -> None:
-        self.running.stop(grace)
-        self.core.stop()
-        self.core.store.close()
-
-    def __enter__(self) -> TrainingServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop(0)
+# A running training server: `stop` drains the RPCs, then stops the scheduler and closes the store.
+TrainingServer = ServiceServer[TrainingCore]
 
 
 def build_server(
@@ -118,7 +89,12 @@ def build_server(
     except BaseException:
         core.stop()
         raise
-    return TrainingServer(running, core)
+
+    def stop_core() -> None:
+        core.stop()
+        core.store.close()
+
+    return TrainingServer(running, core, after_stop=stop_core)
 
 
 def serve(config: TrainingConfig) -> None:

@@ -7,13 +7,12 @@ with build_server(config, port=0) as server:
 from __future__ import annotations
 
 import dataclasses
-from types import TracebackType
 
 import grpc
 from opentelemetry.sdk.trace.export import SpanExporter
 from sluice.validation.v1 import validation_service_pb2, validation_service_pb2_grpc
 from sluice_runtime.artifacts import open_artifact_store
-from sluice_runtime.server import RunningServer
+from sluice_runtime.server import ServiceServer
 from sluice_runtime.server import build_server as build_runtime_server
 
 from .config import ValidationConfig
@@ -72,29 +71,8 @@ def registrar(core: ValidationCore):  # type: ignore[no-untyped-def]
     return register
 
 
-class ValidationServer:
-    """A started validation server: `address`, `port`, the `core`; `stop()` also ends the jobs."""
-
-    def __init__(self, running: RunningServer, core: ValidationCore) -> None:
-        self.running = running
-        self.core = core
-        self.port = running.port
-        self.address = running.address
-
-    def stop(self, grace: float | None = None) -> None:
-        self.running.stop(grace)
-        self.core.close()
-
-    def __enter__(self) -> ValidationServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop(0)
+# A started validation server: `address`, `port`, the `core`; `stop()` also ends the jobs.
+ValidationServer = ServiceServer[ValidationCore]
 
 
 def build_server(
@@ -118,4 +96,4 @@ def build_server(
     except BaseException:
         core.close()
         raise
-    return ValidationServer(running, core)
+    return ValidationServer(running, core, after_stop=core.close)
