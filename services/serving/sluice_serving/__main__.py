@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -13,6 +14,7 @@ from sluice_runtime.config import ServerConfig
 from sluice_runtime.logs import configure_logging
 from sluice_runtime.server import wait_for_shutdown_signal
 
+from sluice_serving import affinity
 from sluice_serving.core import ServingCore
 from sluice_serving.resolver import MetadataArtifactResolver
 from sluice_serving.server import (
@@ -27,13 +29,16 @@ logger = logging.getLogger("sluice_serving")
 
 
 def configure_tensorflow(settings: ServingSettings) -> None:
-    """Apply the TensorFlow thread settings; must run before TensorFlow executes anything."""
+    """Apply the TensorFlow thread settings, then start TensorFlow's runtime (its thread pools)."""
     import tensorflow as tf
 
     if settings.tf_intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(settings.tf_intra_op_threads)
     if settings.tf_inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(settings.tf_inter_op_threads)
+    # Started now, from the main thread, its pools keep every CPU when the Python threads are
+    # pinned to one (threads inherit the CPU mask of the thread that starts them).
+    tf.constant(0.0).numpy()
 
 
 def main() -> None:
@@ -48,6 +53,8 @@ def main() -> None:
     resolver = MetadataArtifactResolver()
     core = build_core(settings, artifact_resolver=resolver)
     server = build_serving_server(config, core)
+    freeze_startup_objects()
+    pin_python_threads(settings)
     logger.info("serving on %s", server.address, extra={"port": server.port})
     if server.running.metrics_port is not None:
         logger.info("metrics on port %d", server.running.metrics_port)
@@ -62,6 +69,27 @@ def main() -> None:
         wait_for_shutdown_signal(server.running, name="serving", drain=server.stop)
     finally:
         resolver.close()
+
+
+def freeze_startup_objects() -> None:
+    """Exclude what exists now (TensorFlow's modules above all) from garbage collection.
+
+    With TensorFlow imported the heap holds some 440,000 objects, and every full collection walks
+    them all: about 0.4 s here, with every thread stopped - the p99 of the whole server. Frozen,
+    they are never walked again (they live as long as the process anyway); models load later, so
+    an unloaded version's reference cycles are still collected, and in milliseconds.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def pin_python_threads(settings: ServingSettings) -> None:
+    """Put the Python threads on one CPU (see `sluice_serving.affinity`), unless set off."""
+    cpu = affinity.choose_cpu(settings.python_cpu, affinity.allowed_cpus())
+    if cpu is None:
+        return
+    count = len(affinity.pin_python_threads(cpu))
+    logger.info("Python threads on CPU %d (%d now; the ones they start follow)", cpu, count)
 
 
 def _mark_ready(server: ServingServer, core: ServingCore) -> None:

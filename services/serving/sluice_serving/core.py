@@ -42,6 +42,7 @@ from sluice_runtime.errors import (
 from sluice_serving import examples as example_inputs
 from sluice_serving.batching import Batcher, BatchingSettings
 from sluice_serving.fetch import ModelFetcher
+from sluice_serving.gil import short_turns
 from sluice_serving.metrics import UNKNOWN_MODEL, ServingMetrics
 from sluice_serving.request_log import LogRecord, RequestLogger, RequestLogSettings
 from sluice_serving.runner import ModelRunner, RunnerFactory
@@ -790,13 +791,18 @@ class ServingCore:
         try:
             if entry.artifact_id and (not entry.uri or not entry.digest):
                 self._resolve_artifact(entry)
-            folder, digest = self.fetcher.fetch(model.name, entry.number, entry.uri, entry.digest)
-            entry.digest = digest
-            runner = self._runner_factory(folder)
-            schema = _folder_schema(folder)
-            with model.lock:
-                entry.state = VersionState.WARMING
-            self._warm_up(runner, folder)
+            # Short GIL turns: a load is mostly Python, and the versions serving meanwhile wait
+            # for the GIL behind it (sluice_serving/gil.py).
+            with short_turns():
+                folder, digest = self.fetcher.fetch(
+                    model.name, entry.number, entry.uri, entry.digest
+                )
+                entry.digest = digest
+                runner = self._runner_factory(folder)
+                schema = _folder_schema(folder)
+                with model.lock:
+                    entry.state = VersionState.WARMING
+                self._warm_up(runner, folder)
             with model.lock:
                 if entry.state is not VersionState.WARMING:  # the server closed meanwhile
                     raise RuntimeError("loading was abandoned")

@@ -22,6 +22,9 @@ SLUICE_SERVING_REQUEST_LOG_QUEUE    10000                    sampled requests wa
 SLUICE_SERVING_REQUEST_LOG_FLUSH_S  10                       longest a logged row waits for its file
 SLUICE_SERVING_TF_INTRA_OP_THREADS  0 (TensorFlow decides)   threads inside one TensorFlow op
 SLUICE_SERVING_TF_INTER_OP_THREADS  0 (TensorFlow decides)   TensorFlow ops run in parallel
+SLUICE_SERVING_PYTHON_CPU           auto                     the one CPU of the Python threads
+                                                             (affinity.py): auto (the highest the
+                                                             process may use), a number, or off
 SLUICE_METADATA_ADDRESS             127.0.0.1:50051          metadata service, asked for the uri
                                                              and digest of a load by artifact_id
 ==================================  =======================  =======================================
@@ -35,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluice_runtime.config import ConfigError
+
+from sluice_serving import affinity
 
 DEFAULT_PORT = 50055
 # The serving process's default for SLUICE_MAX_WORKERS (the runtime's default is 16).
@@ -57,8 +62,10 @@ class ServingSettings:
     request_log_flush_seconds: float = 10.0
     tf_intra_op_threads: int = 0
     tf_inter_op_threads: int = 0
+    python_cpu: str = affinity.AUTO
 
     def __post_init__(self) -> None:
+        affinity.check_setting(self.python_cpu)
         for name in (
             "loader_threads",
             "batch_threads",
@@ -112,6 +119,7 @@ class ServingSettings:
             request_log_flush_seconds=number("request_log_flush_seconds", 10.0, float),
             tf_intra_op_threads=int(number("tf_intra_op_threads", 0)),
             tf_inter_op_threads=int(number("tf_inter_op_threads", 0)),
+            python_cpu=(get(affinity.VARIABLE) or affinity.AUTO).lower(),
         )
 
 

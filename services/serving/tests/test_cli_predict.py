@@ -69,3 +69,26 @@ def test_predict_names_the_problem(
         app, ["predict", "dict", "--json", "{not json", "--address", server.address]
     )
     assert broken.exit_code != 0 and "--json" in broken.output
+
+
+def test_a_training_model_folder_serves_from_its_saved_model_subfolder(
+    core: ServingCore,
+    store: ArtifactStore,
+    server: ServingServer,
+    model_dirs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    # The training service publishes <model>/saved_model/, <model>/model.keras and a manifest;
+    # the digest covers the whole folder.
+    import shutil
+
+    folder = tmp_path / "trained"
+    shutil.copytree(model_dirs["dict"], folder / "saved_model")
+    (folder / "model.keras").write_bytes(b"keras file stand-in")
+    (folder / "sluice_manifest.json").write_text("{}")
+    serve_folder(core, store, folder, "trained")
+    rows = {"age": [30], "income": [1000.0], "country": ["BR"]}
+    result = CliRunner().invoke(
+        app, ["predict", "trained", "--json", json.dumps(rows), "--address", server.address]
+    )
+    assert result.exit_code == 0, result.output

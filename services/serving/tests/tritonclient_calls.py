@@ -13,8 +13,8 @@ import sys
 from typing import Any
 
 import numpy as np
-import tritonclient.grpc as triton  # type: ignore[import-untyped]
-from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
 
 
 def _array(spec: dict[str, Any]) -> np.ndarray:
