@@ -20,8 +20,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,6 +208,13 @@ class _Model:
             [self.versions[number].info() for number in sorted(self.versions)],
             self.current.number if self.current is not None else 0,
         )
+
+
+@dataclass
+class RequestRecord:
+    """What a servicer learns while answering: the version that answered (0 until known)."""
+
+    version: int = 0
 
 
 class ServingCore:
@@ -592,6 +600,23 @@ class ServingCore:
                     raise NotFound(f"model {model_name} has no version {version}", field="version")
                 return [entry.info()]
             return [model.versions[number].info() for number in sorted(model.versions)]
+
+    @contextmanager
+    def recorded_request(self, model_name: str, protocol: str) -> Iterator[RequestRecord]:
+        """Count the request in the metrics when the block ends: its status code and latency, and
+        the version that answered once the servicer sets ``record.version``."""
+        started = time.perf_counter()
+        record = RequestRecord()
+        error: BaseException | None = None
+        try:
+            yield record
+        except BaseException as caught:
+            error = caught
+            raise
+        finally:
+            self.record_request(
+                model_name, record.version, protocol, error, time.perf_counter() - started
+            )
 
     def record_request(
         self,

@@ -9,7 +9,6 @@ the request came raw (as tritonclient expects), typed otherwise. Request paramet
 
 from __future__ import annotations
 
-import time
 from importlib import metadata
 
 import grpc
@@ -100,64 +99,58 @@ class InferenceServicer(oip_service.GRPCInferenceServiceServicer):  # type: igno
     def ModelInfer(
         self, request: oip.ModelInferRequest, context: grpc.ServicerContext
     ) -> oip.ModelInferResponse:
-        started = time.perf_counter()
-        version = 0
-        error: BaseException | None = None
-        try:
-            raw = request.raw_input_contents
-            if raw and len(raw) != len(request.inputs):
-                raise InvalidArgument(
-                    f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs",
-                    field="raw_input_contents",
-                )
-            inputs = {}
-            for index, tensor in enumerate(request.inputs):
-                if tensor.name in inputs:
+        with self._core.recorded_request(request.model_name, PROTOCOL) as record:
+            try:
+                raw = request.raw_input_contents
+                if raw and len(raw) != len(request.inputs):
                     raise InvalidArgument(
-                        f"input '{tensor.name}' is given twice", field=f"inputs[{index}].name"
+                        f"raw_input_contents has {len(raw)} entries"
+                        f" for {len(request.inputs)} inputs",
+                        field="raw_input_contents",
                     )
-                inputs[tensor.name] = oip_input_to_ndarray(
-                    tensor, raw[index] if raw else None, f"inputs[{index}] ('{tensor.name}')"
+                inputs = {}
+                for index, tensor in enumerate(request.inputs):
+                    if tensor.name in inputs:
+                        raise InvalidArgument(
+                            f"input '{tensor.name}' is given twice", field=f"inputs[{index}].name"
+                        )
+                    inputs[tensor.name] = oip_input_to_ndarray(
+                        tensor, raw[index] if raw else None, f"inputs[{index}] ('{tensor.name}')"
+                    )
+                signature_name = ""
+                if "signature_name" in request.parameters:
+                    signature_name = request.parameters["signature_name"].string_param
+                prediction = self._core.predict(
+                    request.model_name,
+                    inputs,
+                    selector=_selector(request.model_version),
+                    signature_name=signature_name,
+                    output_filter=[output.name for output in request.outputs],
+                    protocol=PROTOCOL,
+                    request_id=request.id,
                 )
-            signature_name = ""
-            if "signature_name" in request.parameters:
-                signature_name = request.parameters["signature_name"].string_param
-            prediction = self._core.predict(
-                request.model_name,
-                inputs,
-                selector=_selector(request.model_version),
-                signature_name=signature_name,
-                output_filter=[output.name for output in request.outputs],
-                protocol=PROTOCOL,
-                request_id=request.id,
-            )
-            version = prediction.version
-            response = oip.ModelInferResponse(
-                model_name=request.model_name, model_version=str(version), id=request.id
-            )
-            send_raw = bool(raw) or not all(
-                has_typed_oip_contents(value.dtype) for value in prediction.outputs.values()
-            )
-            for key, value in prediction.outputs.items():
-                output = response.outputs.add(name=key, datatype=oip_datatype_of(value.dtype))
-                output.shape.extend(value.shape)
-                if send_raw:
-                    response.raw_output_contents.append(ndarray_to_raw(value))
-                else:
-                    fill_oip_contents(output.contents, value)
-            if prediction.schema_flags:
-                flags = ",".join(prediction.schema_flags)
-                response.parameters["schema_flags"].string_param = flags
-                context.set_trailing_metadata(((SCHEMA_FLAGS_METADATA, flags),))
-            return response
-        except BaseException as caught:
-            error = caught
-            _rename_field(caught)
-            raise
-        finally:
-            self._core.record_request(
-                request.model_name, version, PROTOCOL, error, time.perf_counter() - started
-            )
+                version = record.version = prediction.version
+                response = oip.ModelInferResponse(
+                    model_name=request.model_name, model_version=str(version), id=request.id
+                )
+                send_raw = bool(raw) or not all(
+                    has_typed_oip_contents(value.dtype) for value in prediction.outputs.values()
+                )
+                for key, value in prediction.outputs.items():
+                    output = response.outputs.add(name=key, datatype=oip_datatype_of(value.dtype))
+                    output.shape.extend(value.shape)
+                    if send_raw:
+                        response.raw_output_contents.append(ndarray_to_raw(value))
+                    else:
+                        fill_oip_contents(output.contents, value)
+                if prediction.schema_flags:
+                    flags = ",".join(prediction.schema_flags)
+                    response.parameters["schema_flags"].string_param = flags
+                    context.set_trailing_metadata(((SCHEMA_FLAGS_METADATA, flags),))
+                return response
+            except BaseException as caught:
+                _rename_field(caught)
+                raise
 
 
 # The core names fields as TF Serving requests do; OIP callers know them by these names.

@@ -6,7 +6,6 @@ work. Every response names the version that answered in ``model_spec.version``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,11 +57,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        started = time.perf_counter()
         spec = request.model_spec
-        version = 0
-        error: BaseException | None = None
-        try:
+        with self._core.recorded_request(spec.name, PROTOCOL) as record:
             selector = _selector(spec)
             inputs = {
                 name: tensor_proto_to_ndarray(proto, f"inputs['{name}']")
@@ -76,7 +72,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 output_filter=request.output_filter,
                 protocol=PROTOCOL,
             )
-            version = prediction.version
+            version = record.version = prediction.version
             response = predict_pb2.PredictResponse()
             _answer_spec(response.model_spec, spec.name, version, prediction.signature.name)
             for key, value in prediction.outputs.items():
@@ -86,30 +82,20 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     ((SCHEMA_FLAGS_METADATA, ",".join(prediction.schema_flags)),)
                 )
             return response
-        except BaseException as caught:
-            error = caught
-            raise
-        finally:
-            self._core.record_request(
-                spec.name, version, PROTOCOL, error, time.perf_counter() - started
-            )
 
     def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
-        started = time.perf_counter()
         spec = request.model_spec
-        version = 0
-        error: BaseException | None = None
-        try:
-            version, signature_name, result = self._core.classify(
+        with self._core.recorded_request(spec.name, PROTOCOL) as record:
+            record.version, signature_name, result = self._core.classify(
                 spec.name,
                 serialized_examples(request.input),
                 selector=_selector(spec),
                 signature_name=spec.signature_name,
             )
             response = classification_pb2.ClassificationResponse()
-            _answer_spec(response.model_spec, spec.name, version, signature_name)
+            _answer_spec(response.model_spec, spec.name, record.version, signature_name)
             rows = result.scores if result.scores is not None else result.classes
             assert rows is not None
             for row in range(rows.shape[0]):
@@ -123,40 +109,23 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     if result.scores is not None:
                         entry.score = float(result.scores[row, column])
             return response
-        except BaseException as caught:
-            error = caught
-            raise
-        finally:
-            self._core.record_request(
-                spec.name, version, PROTOCOL, error, time.perf_counter() - started
-            )
 
     def Regress(
         self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
     ) -> regression_pb2.RegressionResponse:
-        started = time.perf_counter()
         spec = request.model_spec
-        version = 0
-        error: BaseException | None = None
-        try:
-            version, signature_name, values = self._core.regress(
+        with self._core.recorded_request(spec.name, PROTOCOL) as record:
+            record.version, signature_name, values = self._core.regress(
                 spec.name,
                 serialized_examples(request.input),
                 selector=_selector(spec),
                 signature_name=spec.signature_name,
             )
             response = regression_pb2.RegressionResponse()
-            _answer_spec(response.model_spec, spec.name, version, signature_name)
+            _answer_spec(response.model_spec, spec.name, record.version, signature_name)
             for value in values.tolist():
                 response.result.regressions.add(value=float(value))
             return response
-        except BaseException as caught:
-            error = caught
-            raise
-        finally:
-            self._core.record_request(
-                spec.name, version, PROTOCOL, error, time.perf_counter() - started
-            )
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
         raise Unimplemented("MultiInference is not offered; call Classify, Regress or Predict")
