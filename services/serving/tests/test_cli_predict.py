@@ -92,3 +92,27 @@ def test_a_training_model_folder_serves_from_its_saved_model_subfolder(
         app, ["predict", "trained", "--json", json.dumps(rows), "--address", server.address]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_each_request_is_counted_with_its_version_and_status(
+    core: ServingCore, store: ArtifactStore, server: ServingServer, model_dirs: dict[str, Path]
+) -> None:
+    serve_folder(core, store, model_dirs["dict"], "dict")
+    runner = CliRunner()
+    good = '{"age": 30, "income": 1000.0, "country": "BR"}'
+    for _ in range(2):
+        assert runner.invoke(app, ["predict", "dict", "--json", good, "--address", server.address])
+    runner.invoke(app, ["predict", "dict", "--json", '{"age": 30}', "--address", server.address])
+
+    def count(version: str, code: str) -> float | None:
+        labels = {"model": "dict", "version": version, "protocol": "oip", "code": code}
+        return core.metrics.registry.get_sample_value("sluice_serving_requests_total", labels)
+
+    assert count("1", "OK") == 2
+    bad = [count(v, "INVALID_ARGUMENT") for v in ("", "1")]  # missing inputs: refused
+    assert sum(value or 0 for value in bad) == 1
+    latency = core.metrics.registry.get_sample_value(
+        "sluice_serving_request_latency_seconds_count",
+        {"model": "dict", "version": "1", "protocol": "oip"},
+    )
+    assert latency == 2
