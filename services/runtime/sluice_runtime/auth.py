@@ -56,7 +56,7 @@ class BearerTokenInterceptor(ServerInterceptor):
     ) -> MethodHandler | None:
         if handler_call_details.method.startswith(INFRASTRUCTURE_METHOD_PREFIXES):
             return continuation(handler_call_details)
-        refusal = self._refusal(handler_call_details.invocation_metadata)
+        refusal = self.refusal(handler_call_details.invocation_metadata)
         if refusal is None:
             return continuation(handler_call_details)
 
@@ -73,7 +73,8 @@ class BearerTokenInterceptor(ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(refuse)
         return wrap_handler(handler, wrap)
 
-    def _refusal(self, metadata: Any) -> grpc.Status | None:
+    def refusal(self, metadata: Any) -> grpc.Status | None:
+        """The status refusing a call with this invocation metadata, or None to let it in."""
         values = [value for key, value in metadata or () if key == AUTHORIZATION_KEY]
         if not values:
             return MISSING_TOKEN

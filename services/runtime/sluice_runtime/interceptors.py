@@ -177,19 +177,24 @@ def _abort_for(error: Exception, context: grpc.ServicerContext, method: str) -> 
     span = trace.get_current_span()
     status = status_from_error(error)
     if status is None:
-        trace_id = _trace_id(span)
-        logger.error(
-            "unhandled %s in %s (trace id %s)",
-            type(error).__name__,
-            method,
-            trace_id,
-            exc_info=error,
-            extra={"grpc_method": method, "error_trace_id": trace_id},
-        )
-        span.record_exception(error)
-        status = rich_status(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
-    _record_on_span(span, status)
+        status = internal_error_status(error, span, method)
+    record_status_on_span(span, status)
     context.abort_with_status(status)
+
+
+def internal_error_status(error: BaseException, span: trace.Span, method: str) -> grpc.Status:
+    """INTERNAL naming only a trace id; the error and its traceback go to the log and the span."""
+    trace_id = _trace_id(span)
+    logger.error(
+        "unhandled %s in %s (trace id %s)",
+        type(error).__name__,
+        method,
+        trace_id,
+        exc_info=error,
+        extra={"grpc_method": method, "error_trace_id": trace_id},
+    )
+    span.record_exception(error)
+    return rich_status(grpc.StatusCode.INTERNAL, f"internal error (trace id {trace_id})")
 
 
 def _is_abort(error: Exception, context: grpc.ServicerContext) -> bool:
@@ -206,7 +211,7 @@ def _trace_id(span: trace.Span) -> str:
     return uuid.uuid4().hex
 
 
-def _record_on_span(span: trace.Span, status: grpc.Status) -> None:
+def record_status_on_span(span: trace.Span, status: grpc.Status) -> None:
     # The OpenTelemetry server interceptor does not look at abort_with_status, so say it here.
     span.set_attribute("rpc.grpc.status_code", status.code.value[0])
     if status.code in _SERVER_FAULT_CODES:

@@ -69,10 +69,17 @@ class RpcMetrics:
             buckets=LATENCY_BUCKETS,
         )
 
+        # labels() checks and locks on every call; the children of a label set never change.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
     def observe(self, service: str, method: str, code: grpc.StatusCode, seconds: float) -> None:
         labels = (service, method, code.name)
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        children = self._children.get(labels)
+        if children is None:
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._children[labels] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsInterceptor(ServerInterceptor):

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType, TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -71,7 +71,7 @@ class RunningServer:
     ) -> None:
         self.server = server
         self.port = port
-        self.address = _address(config.host, port)
+        self.address = address_of(config.host, port)
         self.services = services
         self.health = health_servicer
         self.registry = registry
@@ -116,6 +116,14 @@ class RunningServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop(0)
+
+
+class StoppableServer(Protocol):
+    """What `wait_for_shutdown_signal` needs: `RunningServer` or the aio `RunningAioServer`."""
+
+    config: ServerConfig
+
+    def stop(self, grace: float | None = None, *, wait: bool = True) -> threading.Event: ...
 
 
 CoreT = TypeVar("CoreT")
@@ -212,15 +220,15 @@ def build_server(
     )
     metrics_endpoint: MetricsEndpoint | None = None
     try:
-        services = _unique_names(register(server))
+        services = unique_service_names(register(server))
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        port = _bind(server, config)
+        port = bind_port(server, config)
         if config.metrics_port is not None:
-            metrics_endpoint = _start_metrics(registry, config)
+            metrics_endpoint = start_metrics_endpoint(registry, config)
         server.start()
     except BaseException:
         server.stop(None)
@@ -275,7 +283,7 @@ def serve(
     if running.metrics_port is not None:
         logger.info(
             "metrics on http://%s/metrics",
-            _address(config.host, running.metrics_port),
+            address_of(config.host, running.metrics_port),
             extra={"metrics_port": running.metrics_port},
         )
 
@@ -283,7 +291,7 @@ def serve(
 
 
 def wait_for_shutdown_signal(
-    running: RunningServer,
+    running: StoppableServer,
     *,
     name: str,
     drain: Callable[[float], object] | None = None,
@@ -303,7 +311,7 @@ def wait_for_shutdown_signal(
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         received.append(signal.Signals(signum).name)
         if stop_requested.is_set():
-            running.server.stop(None)  # second signal: do not wait for the grace period
+            running.stop(None, wait=False)  # second signal: do not wait for the grace period
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -318,7 +326,7 @@ def wait_for_shutdown_signal(
     logger.info("%s stopped", name)
 
 
-def _unique_names(names: Iterable[str]) -> tuple[str, ...]:
+def unique_service_names(names: Iterable[str]) -> tuple[str, ...]:
     unique: dict[str, None] = {}
     for name in names:
         if not isinstance(name, str) or not name:
@@ -327,15 +335,15 @@ def _unique_names(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(unique)
 
 
-def _address(host: str, port: int) -> str:
+def address_of(host: str, port: int) -> str:
     # IPv6 literals need brackets before the port.
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
 
 
-def _bind(server: grpc.Server, config: ServerConfig) -> int:
-    address = _address(config.host, config.port)
+def bind_port(server: grpc.Server | grpc.aio.Server, config: ServerConfig) -> int:
+    address = address_of(config.host, config.port)
     try:
         if config.tls_enabled:
             return server.add_secure_port(address, _server_credentials(config))
@@ -371,12 +379,12 @@ def _read_pem(variable: str, path: object) -> bytes:
         raise ConfigError(variable, f"cannot read {path}: {error.strerror}") from error
 
 
-def _start_metrics(registry: CollectorRegistry, config: ServerConfig) -> MetricsEndpoint:
+def start_metrics_endpoint(registry: CollectorRegistry, config: ServerConfig) -> MetricsEndpoint:
     assert config.metrics_port is not None
     try:
         return MetricsEndpoint(registry, config.host, config.metrics_port)
     except OSError as error:
-        address = _address(config.host, config.metrics_port)
+        address = address_of(config.host, config.metrics_port)
         raise OSError(
             f"cannot serve metrics on {address} ({env_prefix(config.service)}METRICS_PORT): "
             f"{error.strerror or error}"

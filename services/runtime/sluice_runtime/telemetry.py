@@ -78,7 +78,7 @@ def _otlp_processor() -> Any:
     return BatchSpanProcessor(OTLPSpanExporter())
 
 
-def _traced(handler_call_details: Any) -> bool:
+def is_traced(handler_call_details: Any) -> bool:
     # Health probes arrive every few seconds; their spans would drown the useful ones.
     method = getattr(handler_call_details, "method", "") or ""
     return not str(method).startswith(INFRASTRUCTURE_METHOD_PREFIXES)
@@ -90,7 +90,7 @@ def server_interceptor(tracer_provider: TracerProvider | None = None) -> ServerI
     Health and reflection calls are not traced. Put it first (outermost) in the interceptor list.
     """
     interceptor: ServerInterceptor = otel_grpc.server_interceptor(  # type: ignore[no-untyped-call]
-        tracer_provider=tracer_provider, filter_=_traced
+        tracer_provider=tracer_provider, filter_=is_traced
     )
     return interceptor
 

@@ -12,7 +12,9 @@ request cannot fail its neighbours.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -50,20 +52,25 @@ class BatchingSettings:
 
 
 class _Task:
-    __slots__ = ("arrived", "done", "error", "inputs", "key", "result", "rows")
+    __slots__ = ("arrived", "done", "error", "future", "inputs", "key", "result", "rows")
 
-    def __init__(self, inputs: Arrays, rows: int) -> None:
+    def __init__(
+        self, inputs: Arrays, rows: int, future: asyncio.Future[dict[str, np.ndarray]] | None
+    ) -> None:
         self.inputs = inputs
         self.rows = rows
         self.key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(inputs.items()))
         self.arrived = time.monotonic()
-        # Held until the answer is in: the caller blocks on acquire, the worker releases it once.
-        # A bare lock, not an Event: no Condition to build per request, and one wake-up instead
-        # of two lock hand-overs under the GIL.
-        self.done = threading.Lock()
-        self.done.acquire()
         self.result: dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None
+        # An event-loop caller awaits ``future``; a thread blocks on ``done``, held until the
+        # answer is in (a bare lock, not an Event: no Condition to build per request, and one
+        # wake-up instead of two lock hand-overs under the GIL).
+        self.future = future
+        self.done: threading.Lock | None = None
+        if future is None:
+            self.done = threading.Lock()
+            self.done.acquire()
 
 
 class Batcher:
@@ -119,7 +126,7 @@ class Batcher:
             outputs = self._run(inputs)
             self._on_batch(rows)
             return outputs
-        task = _Task(inputs, rows)
+        task = _Task(inputs, rows, None)
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"batcher {self._name} is closed")
@@ -137,8 +144,27 @@ class Batcher:
                 with self._cond:
                     self._running -= 1
                     self._cond.notify_all()
+        self._enqueue(task)
+        assert task.done is not None
+        task.done.acquire()
+        if task.error is not None:
+            raise task.error
+        assert task.result is not None
+        return task.result
+
+    async def submit_async(self, inputs: Arrays, rows: int) -> dict[str, np.ndarray]:
+        """`submit` for a caller on an event loop: the model runs on the batch workers while
+        the loop goes on with other requests, and the answers come back in one loop callback
+        per batch."""
+        future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Task(inputs, rows, future))
+        return await future
+
+    def _enqueue(self, task: _Task) -> None:
         with self._cond:
-            if self._queued_rows + rows > self._max_queued_rows:
+            if self._closed:
+                raise RuntimeError(f"batcher {self._name} is closed")
+            if self._queued_rows + task.rows > self._max_queued_rows:
                 raise ResourceExhausted(
                     f"the batch queue of {self._name} is full ({self._queued_rows} rows waiting; "
                     f"limit max_queued_rows={self._max_queued_rows}, "
@@ -146,13 +172,8 @@ class Batcher:
                     reason="BATCH_QUEUE_FULL",
                 )
             self._queue.append(task)
-            self._queued_rows += rows
+            self._queued_rows += task.rows
             self._cond.notify_all()
-        task.done.acquire()
-        if task.error is not None:
-            raise task.error
-        assert task.result is not None
-        return task.result
 
     def close(self) -> None:
         """Finish what is queued, then stop the workers."""
@@ -213,6 +234,7 @@ class Batcher:
     def _execute(self, batch: list[_Task], rows: int) -> None:
         if len(batch) == 1:
             self._run_alone(batch[0])
+            _answer(batch)
             return
         try:
             merged = {
@@ -236,9 +258,7 @@ class Batcher:
             for task in batch:
                 task.result = None
                 self._run_alone(task)
-            return
-        for task in batch:
-            task.done.release()
+        _answer(batch)
 
     def _run_alone(self, task: _Task) -> None:
         try:
@@ -246,8 +266,33 @@ class Batcher:
             self._on_batch(task.rows)
         except BaseException as error:
             task.error = error
-        finally:
+
+
+def _answer(batch: list[_Task]) -> None:
+    """Wake the threads of ``batch`` and hand its event-loop callers their answers."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Task]] = {}
+    for task in batch:
+        if task.done is not None:
             task.done.release()
+        elif task.future is not None:
+            by_loop.setdefault(task.future.get_loop(), []).append(task)
+    for loop, tasks in by_loop.items():
+        # One wake-up of the loop per batch, not one per request.
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, tasks)
+
+
+def _resolve(tasks: list[_Task]) -> None:
+    for task in tasks:
+        future = task.future
+        assert future is not None
+        if future.done():  # the caller went away (cancelled)
+            continue
+        if task.error is not None:
+            future.set_exception(task.error)
+        else:
+            assert task.result is not None
+            future.set_result(task.result)
 
 
 def _rows_of(value: np.ndarray, offset: int, count: int, total: int, key: str) -> np.ndarray:

@@ -99,6 +99,7 @@ class ServingControlServicer(serving_service_pb2_grpc.ServingServiceServicer):  
                 else None
             ),
             schema_uri=request.schema_uri or None,
+            clear_schema=request.clear_schema,
             schema_policy=(
                 schema_policy_from_proto(request.schema_policy)
                 if request.HasField("schema_policy")

@@ -11,6 +11,7 @@ available version of a model is never unloaded.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import gc
@@ -20,13 +21,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 from sluice_runtime.artifacts.digest import check_digest
@@ -400,10 +401,16 @@ class ServingCore:
         request_log: RequestLogSettings | None = None,
         schema_uri: str | None = None,
         schema_policy: SchemaPolicy | None = None,
+        clear_schema: bool = False,
     ) -> ModelInfo:
         """Change parts of a model's configuration (None: unchanged). Creates the model when it
-        does not exist yet, so it can be configured before its first version loads."""
+        does not exist yet, so it can be configured before its first version loads.
+        ``clear_schema`` drops the schema set by ``schema_uri``."""
         _check_model_name(model_name)
+        if clear_schema and schema_uri:
+            raise InvalidArgument(
+                "clear_schema and schema_uri contradict each other: give one", field="clear_schema"
+            )
         schema = self._read_schema(schema_uri) if schema_uri else None
         if request_log is not None and request_log.uri_prefix and self.request_logger is not None:
             try:
@@ -427,6 +434,9 @@ class ServingCore:
             if schema_uri:
                 config = replace(config, schema_uri=schema_uri)
                 model.schema = schema
+            elif clear_schema:
+                config = replace(config, schema_uri="")
+                model.schema = None
             if schema_policy is not None:
                 config = replace(config, schema_policy=schema_policy)
             model.config = config
@@ -509,6 +519,11 @@ class ServingCore:
         finally:
             self._release(model, entry)
 
+    # A prediction is written once, as steps: the generator yields the one model call it needs
+    # and is sent the outputs. `predict` makes that call on the calling thread, `predict_async`
+    # awaits it on the event loop; routing, checks, logging and the version's reference are
+    # shared (the reference is released when the generator ends, whatever way it ends).
+
     def predict(
         self,
         model_name: str,
@@ -521,6 +536,94 @@ class ServingCore:
         request_id: str = "",
     ) -> Prediction:
         """Run the signature on checked inputs, batched with concurrent requests if configured."""
+        return self._drive(
+            self._predict_steps(
+                model_name, inputs, selector, signature_name, output_filter, protocol, request_id
+            )
+        )
+
+    async def predict_async(
+        self,
+        model_name: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        selector: VersionSelector = VersionSelector(),
+        signature_name: str = "",
+        output_filter: Iterable[str] = (),
+        protocol: str = "inprocess",
+        request_id: str = "",
+    ) -> Prediction:
+        """`predict` for an event loop: the model runs off the loop (batched)."""
+        return await self._drive_async(
+            self._predict_steps(
+                model_name, inputs, selector, signature_name, output_filter, protocol, request_id
+            )
+        )
+
+    def classify(
+        self,
+        model_name: str,
+        examples: Sequence[bytes],
+        *,
+        selector: VersionSelector = VersionSelector(),
+        signature_name: str = "",
+        protocol: str = "tfserving",
+    ) -> tuple[int, str, example_inputs.Classes]:
+        """(version, signature name, classes) for serialized tf.Examples."""
+        return self._drive(
+            self._classify_steps(model_name, examples, selector, signature_name, protocol)
+        )
+
+    async def classify_async(
+        self,
+        model_name: str,
+        examples: Sequence[bytes],
+        *,
+        selector: VersionSelector = VersionSelector(),
+        signature_name: str = "",
+        protocol: str = "tfserving",
+    ) -> tuple[int, str, example_inputs.Classes]:
+        return await self._drive_async(
+            self._classify_steps(model_name, examples, selector, signature_name, protocol)
+        )
+
+    def regress(
+        self,
+        model_name: str,
+        examples: Sequence[bytes],
+        *,
+        selector: VersionSelector = VersionSelector(),
+        signature_name: str = "",
+        protocol: str = "tfserving",
+    ) -> tuple[int, str, np.ndarray]:
+        """(version, signature name, one value per example) for serialized tf.Examples."""
+        return self._drive(
+            self._regress_steps(model_name, examples, selector, signature_name, protocol)
+        )
+
+    async def regress_async(
+        self,
+        model_name: str,
+        examples: Sequence[bytes],
+        *,
+        selector: VersionSelector = VersionSelector(),
+        signature_name: str = "",
+        protocol: str = "tfserving",
+    ) -> tuple[int, str, np.ndarray]:
+        return await self._drive_async(
+            self._regress_steps(model_name, examples, selector, signature_name, protocol)
+        )
+
+    def _predict_steps(
+        self,
+        model_name: str,
+        inputs: Mapping[str, np.ndarray],
+        selector: VersionSelector,
+        signature_name: str,
+        output_filter: Iterable[str],
+        protocol: str,
+        request_id: str,
+    ) -> _Steps[Prediction]:
         model = self._model(model_name)
         entry = self._acquire(model, selector)
         try:
@@ -534,7 +637,7 @@ class ServingCore:
                         field="output_filter",
                     )
             rows, flags = self._check(model, entry, signature, inputs)
-            outputs = self._run(model, entry, signature, inputs, rows)
+            outputs = yield _ModelCall(model, entry, signature, inputs, rows)
             if wanted:
                 outputs = {key: outputs[key] for key in wanted}
             self._maybe_log(
@@ -544,16 +647,14 @@ class ServingCore:
         finally:
             self._release(model, entry)
 
-    def classify(
+    def _classify_steps(
         self,
         model_name: str,
         examples: Sequence[bytes],
-        *,
-        selector: VersionSelector = VersionSelector(),
-        signature_name: str = "",
-        protocol: str = "tfserving",
-    ) -> tuple[int, str, example_inputs.Classes]:
-        """(version, signature name, classes) for serialized tf.Examples."""
+        selector: VersionSelector,
+        signature_name: str,
+        protocol: str,
+    ) -> _Steps[tuple[int, str, example_inputs.Classes]]:
         model = self._model(model_name)
         entry = self._acquire(model, selector)
         try:
@@ -561,22 +662,20 @@ class ServingCore:
             scores, classes = example_inputs.classify_outputs(signature)
             inputs = example_inputs.examples_to_inputs(examples, signature)
             rows, flags = self._check(model, entry, signature, inputs)
-            outputs = self._run(model, entry, signature, inputs, rows)
+            outputs = yield _ModelCall(model, entry, signature, inputs, rows)
             self._maybe_log(model, entry, signature, inputs, outputs, rows, flags, protocol, "")
             return entry.number, signature.name, example_inputs.to_classes(outputs, scores, classes)
         finally:
             self._release(model, entry)
 
-    def regress(
+    def _regress_steps(
         self,
         model_name: str,
         examples: Sequence[bytes],
-        *,
-        selector: VersionSelector = VersionSelector(),
-        signature_name: str = "",
-        protocol: str = "tfserving",
-    ) -> tuple[int, str, np.ndarray]:
-        """(version, signature name, one value per example) for serialized tf.Examples."""
+        selector: VersionSelector,
+        signature_name: str,
+        protocol: str,
+    ) -> _Steps[tuple[int, str, np.ndarray]]:
         model = self._model(model_name)
         entry = self._acquire(model, selector)
         try:
@@ -584,11 +683,29 @@ class ServingCore:
             key = example_inputs.regress_output(signature)
             inputs = example_inputs.examples_to_inputs(examples, signature)
             rows, flags = self._check(model, entry, signature, inputs)
-            outputs = self._run(model, entry, signature, inputs, rows)
+            outputs = yield _ModelCall(model, entry, signature, inputs, rows)
             self._maybe_log(model, entry, signature, inputs, outputs, rows, flags, protocol, "")
             return entry.number, signature.name, example_inputs.to_values(outputs, key)
         finally:
             self._release(model, entry)
+
+    def _drive(self, steps: _Steps[T]) -> T:
+        call = next(steps)
+        try:
+            outputs = self._run(call)
+        except BaseException as error:
+            steps.throw(error)  # ends the steps (releasing the version) and raises
+            raise
+        return _finish(steps, outputs)
+
+    async def _drive_async(self, steps: _Steps[T]) -> T:
+        call = next(steps)
+        try:
+            outputs = await self._run_async(call)
+        except BaseException as error:  # CancelledError included: the caller went away
+            steps.throw(error)
+            raise
+        return _finish(steps, outputs)
 
     def model_status(self, model_name: str, version: int = 0) -> list[VersionInfo]:
         """The versions of a model (one when ``version`` is set); NotFound when unknown."""
@@ -630,8 +747,7 @@ class ServingCore:
         name = model_name if model_name in self._models else UNKNOWN_MODEL
         version_label = str(version) if version else ""
         code = "OK" if error is None else (grpc_code_name_of(error) or "INTERNAL")
-        self.metrics.requests.labels(name, version_label, protocol, code).inc()
-        self.metrics.latency.labels(name, version_label, protocol).observe(seconds)
+        self.metrics.count_request(name, version_label, protocol, code, seconds)
 
     def close(self) -> None:
         """Stop loading, stop the batchers and the request log; models are dropped."""
@@ -741,20 +857,25 @@ class ServingCore:
             ).inc()
         return rows, tuple(f"{v.feature}:{v.problem}" for v in violations)
 
-    def _run(
-        self,
-        model: _Model,
-        entry: _Version,
-        signature: Signature,
-        inputs: Mapping[str, np.ndarray],
-        rows: int,
-    ) -> dict[str, np.ndarray]:
-        runner = entry.runner
+    def _run(self, call: _ModelCall) -> dict[str, np.ndarray]:
+        if call.model.config.batching.enabled and call.signature.batchable:
+            return self._batcher(call.model, call.entry, call.signature).submit(
+                call.inputs, call.rows
+            )
+        return self._run_unbatched(call)
+
+    async def _run_async(self, call: _ModelCall) -> dict[str, np.ndarray]:
+        if call.model.config.batching.enabled and call.signature.batchable:
+            batcher = self._batcher(call.model, call.entry, call.signature)
+            return await batcher.submit_async(call.inputs, call.rows)
+        # Off the loop, so a slow model call does not hold up every other request.
+        return await asyncio.to_thread(self._run_unbatched, call)
+
+    def _run_unbatched(self, call: _ModelCall) -> dict[str, np.ndarray]:
+        runner = call.entry.runner
         assert runner is not None  # an acquired version stays loaded
-        if model.config.batching.enabled and signature.batchable:
-            return self._batcher(model, entry, signature).submit(inputs, rows)
-        outputs = runner.run(signature.name, inputs)
-        self.metrics.batch_size.labels(model.name, str(entry.number)).observe(rows)
+        outputs = runner.run(call.signature.name, call.inputs)
+        self.metrics.batch_size.labels(call.model.name, str(call.entry.number)).observe(call.rows)
         return outputs
 
     def _batcher(self, model: _Model, entry: _Version, signature: Signature) -> Batcher:
@@ -984,6 +1105,30 @@ class ServingCore:
             return DataSchema.from_text(text, source=f"schema_uri {schema_uri!r}")
         except ValueError as error:
             raise InvalidArgument(str(error), field="schema_uri") from None
+
+
+@dataclass(frozen=True)
+class _ModelCall:
+    """The one model call a prediction needs: checked inputs of a routed version."""
+
+    model: _Model
+    entry: _Version
+    signature: Signature
+    inputs: Mapping[str, np.ndarray]
+    rows: int
+
+
+T = TypeVar("T")
+_Steps = Generator[_ModelCall, dict[str, np.ndarray], T]
+
+
+def _finish(steps: _Steps[T], outputs: dict[str, np.ndarray]) -> T:
+    try:
+        steps.send(outputs)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    raise RuntimeError("a prediction calls its model once")
 
 
 class _WarmupFailed(Exception):

@@ -16,6 +16,7 @@ cannot grow the label set.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
@@ -109,6 +110,24 @@ class ServingMetrics:
             ("model",),
             registry=r,
         )
+
+        # labels() checks and locks on every call: the per-request children are kept here.
+        self._request_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+    def count_request(
+        self, model: str, version: str, protocol: str, code: str, seconds: float
+    ) -> None:
+        """One finished prediction request: its count by code and its latency."""
+        key = (model, version, protocol, code)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(model, version, protocol, code),
+                self.latency.labels(model, version, protocol),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def forwarder(self) -> Collector:
         """A collector that exposes these metrics inside another registry (the server's)."""

@@ -10,6 +10,7 @@ the request came raw (as tritonclient expects), typed otherwise. Request paramet
 from __future__ import annotations
 
 from importlib import metadata
+from typing import Any
 
 import grpc
 from open_inference.grpc import protocol as oip
@@ -96,9 +97,10 @@ class InferenceServicer(oip_service.GRPCInferenceServiceServicer):  # type: igno
                 tensor.shape.extend([-1] if spec.shape is None else spec.shape)
         return response
 
-    def ModelInfer(
-        self, request: oip.ModelInferRequest, context: grpc.ServicerContext
+    async def ModelInfer(
+        self, request: oip.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> oip.ModelInferResponse:
+        # A coroutine: it runs on the server's event loop, the model on the batch workers.
         with self._core.recorded_request(request.model_name, PROTOCOL) as record:
             try:
                 raw = request.raw_input_contents
@@ -120,7 +122,7 @@ class InferenceServicer(oip_service.GRPCInferenceServiceServicer):  # type: igno
                 signature_name = ""
                 if "signature_name" in request.parameters:
                     signature_name = request.parameters["signature_name"].string_param
-                prediction = self._core.predict(
+                prediction = await self._core.predict_async(
                     request.model_name,
                     inputs,
                     selector=_selector(request.model_version),

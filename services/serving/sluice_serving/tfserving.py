@@ -34,6 +34,10 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 SCHEMA_FLAGS_METADATA = "x-sluice-schema-flags"
 
+# Predict, Classify and Regress are coroutines: they run on the server's event loop and await the
+# model (batched, on the batch workers); the other RPCs are plain functions on the RPC threads.
+AioContext = grpc.aio.ServicerContext[Any, Any]
+
 _STATE = {
     VersionState.LOADING: get_model_status_pb2.ModelVersionStatus.LOADING,
     VersionState.WARMING: get_model_status_pb2.ModelVersionStatus.LOADING,
@@ -54,8 +58,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core: ServingCore) -> None:
         self._core = core
 
-    def Predict(
-        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    async def Predict(
+        self, request: predict_pb2.PredictRequest, context: AioContext
     ) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         with self._core.recorded_request(spec.name, PROTOCOL) as record:
@@ -64,7 +68,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 name: tensor_proto_to_ndarray(proto, f"inputs['{name}']")
                 for name, proto in request.inputs.items()
             }
-            prediction = self._core.predict(
+            prediction = await self._core.predict_async(
                 spec.name,
                 inputs,
                 selector=selector,
@@ -83,12 +87,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 )
             return response
 
-    def Classify(
-        self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
+    async def Classify(
+        self, request: classification_pb2.ClassificationRequest, context: AioContext
     ) -> classification_pb2.ClassificationResponse:
         spec = request.model_spec
         with self._core.recorded_request(spec.name, PROTOCOL) as record:
-            record.version, signature_name, result = self._core.classify(
+            record.version, signature_name, result = await self._core.classify_async(
                 spec.name,
                 serialized_examples(request.input),
                 selector=_selector(spec),
@@ -110,12 +114,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                         entry.score = float(result.scores[row, column])
             return response
 
-    def Regress(
-        self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
+    async def Regress(
+        self, request: regression_pb2.RegressionRequest, context: AioContext
     ) -> regression_pb2.RegressionResponse:
         spec = request.model_spec
         with self._core.recorded_request(spec.name, PROTOCOL) as record:
-            record.version, signature_name, values = self._core.regress(
+            record.version, signature_name, values = await self._core.regress_async(
                 spec.name,
                 serialized_examples(request.input),
                 selector=_selector(spec),

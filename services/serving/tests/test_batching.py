@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +73,39 @@ def test_requests_queued_while_the_model_is_busy_form_one_batch() -> None:
 
     assert sizes == [1, 9]  # 2 + 3 + 4 rows that queued during the first call: one batch
     assert [r["y"].tolist() for r in results] == [[[2.0]], [[4.0]] * 2, [[6.0]] * 3, [[8.0]] * 4]
+
+
+def test_event_loop_callers_share_a_batch_and_each_gets_its_rows_or_its_error() -> None:
+    model, sizes = _Recorder(), list[int]()
+    batcher = _batcher(model, BatchingSettings(max_batch_size=16, max_wait=0), sizes)
+    model.release.clear()
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(batcher.submit_async({"x": np.array([[1.0]])}, 1))
+        await asyncio.to_thread(model.entered.wait, 5)
+        values = (2.0, -1.0, 3.0, 4.0)  # -1 poisons the merged call
+        rest = [
+            asyncio.ensure_future(batcher.submit_async({"x": np.array([[v]] * 2)}, 2))
+            for v in values
+        ]
+        abandoned = asyncio.ensure_future(batcher.submit_async({"x": np.array([[5.0]])}, 1))
+        while batcher.queued_rows < 9:
+            await asyncio.sleep(0.005)
+        abandoned.cancel()  # its caller went away: the others still get their answers
+        model.release.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    results = asyncio.run(scenario())
+    batcher.close()
+
+    assert results[0]["y"].tolist() == [[2.0]]  # type: ignore[index]
+    assert results[1]["y"].tolist() == [[4.0]] * 2  # type: ignore[index]
+    assert isinstance(results[2], ValueError) and "negative" in str(results[2])
+    assert results[3]["y"].tolist() == [[6.0]] * 2  # type: ignore[index]
+    assert results[4]["y"].tolist() == [[8.0]] * 2  # type: ignore[index]
+    # One merged call of the 9 queued rows, which failed, then each request alone.
+    assert model.calls == [1, 9, 2, 2, 2, 2, 1]
+    assert sizes == [1, 2, 2, 2, 1]  # only the calls that answered count as batches
 
 
 def test_a_batch_fills_up_to_max_batch_size_before_max_wait() -> None:

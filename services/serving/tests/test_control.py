@@ -176,6 +176,13 @@ def test_config_round_trips_and_lists_page_by_page(
     assert location.uri_prefix == f"{store.root_uri}/request-logs/a/"
     assert location.sample_rate == 0.5
 
+    store.put("schemas/a.pbtxt", b'feature { name: "age" type: INT }')
+    assert client.update_model_config(model_name="a", schema_uri="schemas/a.pbtxt").model.schema_uri
+    assert client.update_model_config(model_name="a", clear_schema=True).model.schema_uri == ""
+    with pytest.raises(SluiceRpcError) as both:
+        client.update_model_config(model_name="a", schema_uri="schemas/a.pbtxt", clear_schema=True)
+    assert (both.value.code, both.value.field) == (grpc.StatusCode.INVALID_ARGUMENT, "clear_schema")
+
 
 @pytest.mark.parametrize(
     ("request_fields", "field"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from sluice_serving.__main__ import freeze_startup_objects
+from sluice_serving.__main__ import default_trace_sampling, freeze_startup_objects
 
 
 class _Node:
@@ -30,3 +30,16 @@ def test_frozen_startup_objects_leave_later_cycles_collectable() -> None:
         assert survivor.partner is None
     finally:
         gc.unfreeze()
+
+
+def test_predictions_are_sampled_for_tracing_unless_the_sampler_is_chosen() -> None:
+    unset: dict[str, str] = {}
+    default_trace_sampling(unset)
+    assert unset == {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
+    }
+
+    chosen = {"OTEL_TRACES_SAMPLER": "always_on"}
+    default_trace_sampling(chosen)
+    assert chosen == {"OTEL_TRACES_SAMPLER": "always_on"}

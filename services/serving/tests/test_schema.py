@@ -150,3 +150,10 @@ def test_schema_uri_overrides_the_folder_schema(
     with pytest.raises(InvalidArgument, match="schema_uri"):
         store.put("schemas/broken.pbtxt", b"feature { nonsense: 1 }")
         core.update_model_config("dict", schema_uri="schemas/broken.pbtxt")
+
+    # Cleared, the model's own schema (none for this folder) applies again: the row is served.
+    with pytest.raises(InvalidArgument, match="clear_schema"):
+        core.update_model_config("dict", schema_uri="schemas/strict.pbtxt", clear_schema=True)
+    info = core.update_model_config("dict", clear_schema=True)
+    assert info.config.schema_uri == ""
+    assert core.predict("dict", inputs).version == 1

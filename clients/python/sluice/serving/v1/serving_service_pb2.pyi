@@ -72,20 +72,22 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateModelConfigRequest(_message.Message):
-    __slots__ = ("model_name", "version_policy", "batching", "request_log", "schema_uri", "schema_policy")
+    __slots__ = ("model_name", "version_policy", "batching", "request_log", "schema_uri", "schema_policy", "clear_schema")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_POLICY_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     REQUEST_LOG_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_URI_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_POLICY_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     version_policy: _model_pb2.VersionPolicy
     batching: _model_pb2.BatchingConfig
     request_log: _model_pb2.RequestLogConfig
     schema_uri: str
     schema_policy: _model_pb2.SchemaPolicy
-    def __init__(self, model_name: _Optional[str] = ..., version_policy: _Optional[_Union[_model_pb2.VersionPolicy, _Mapping]] = ..., batching: _Optional[_Union[_model_pb2.BatchingConfig, _Mapping]] = ..., request_log: _Optional[_Union[_model_pb2.RequestLogConfig, _Mapping]] = ..., schema_uri: _Optional[str] = ..., schema_policy: _Optional[_Union[_model_pb2.SchemaPolicy, _Mapping]] = ...) -> None: ...
+    clear_schema: bool
+    def __init__(self, model_name: _Optional[str] = ..., version_policy: _Optional[_Union[_model_pb2.VersionPolicy, _Mapping]] = ..., batching: _Optional[_Union[_model_pb2.BatchingConfig, _Mapping]] = ..., request_log: _Optional[_Union[_model_pb2.RequestLogConfig, _Mapping]] = ..., schema_uri: _Optional[str] = ..., schema_policy: _Optional[_Union[_model_pb2.SchemaPolicy, _Mapping]] = ..., clear_schema: _Optional[bool] = ...) -> None: ...
 
 class UpdateModelConfigResponse(_message.Message):
     __slots__ = ("model",)
