@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os
@@ -14,7 +13,6 @@ from sluice_runtime.config import ServerConfig
 from sluice_runtime.logs import configure_logging
 from sluice_runtime.server import wait_for_shutdown_signal
 
-from sluice_serving import affinity
 from sluice_serving.core import ServingCore
 from sluice_serving.resolver import MetadataArtifactResolver
 from sluice_serving.server import (
@@ -23,7 +21,7 @@ from sluice_serving.server import (
     build_serving_server,
     load_model_config,
 )
-from sluice_serving.settings import DEFAULT_MAX_WORKERS, DEFAULT_PORT, ServingSettings
+from sluice_serving.settings import DEFAULT_PORT, ServingSettings
 
 logger = logging.getLogger("sluice_serving")
 
@@ -36,8 +34,6 @@ def configure_tensorflow(settings: ServingSettings) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(settings.tf_intra_op_threads)
     if settings.tf_inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(settings.tf_inter_op_threads)
-    # Started now, from the main thread, its pools keep every CPU when the Python threads are
-    # pinned to one (threads inherit the CPU mask of the thread that starts them).
     tf.constant(0.0).numpy()
 
 
@@ -56,10 +52,6 @@ def default_trace_sampling(environ: dict[str, str] | os._Environ[str] = os.envir
 def main() -> None:
     default_trace_sampling()
     config = ServerConfig.from_env("serving", default_port=DEFAULT_PORT)
-    if not os.environ.get("SLUICE_MAX_WORKERS", "").strip():
-        # RPC threads mostly wait for their batch here; with fewer threads than concurrent callers,
-        # requests queue in gRPC before they can join a batch, and the tail latency grows.
-        config = dataclasses.replace(config, max_workers=DEFAULT_MAX_WORKERS)
     settings = ServingSettings.from_env()
     configure_logging(config.log_level, config.log_format, service="serving")
     configure_tensorflow(settings)
@@ -67,7 +59,6 @@ def main() -> None:
     core = build_core(settings, artifact_resolver=resolver)
     server = build_serving_server(config, core)
     freeze_startup_objects()
-    pin_python_threads(settings)
     logger.info("serving on %s", server.address, extra={"port": server.port})
     if server.running.metrics_port is not None:
         logger.info("metrics on port %d", server.running.metrics_port)
@@ -94,15 +85,6 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def pin_python_threads(settings: ServingSettings) -> None:
-    """Put the Python threads on one CPU (see `sluice_serving.affinity`), unless set off."""
-    cpu = affinity.choose_cpu(settings.python_cpu, affinity.allowed_cpus())
-    if cpu is None:
-        return
-    count = len(affinity.pin_python_threads(cpu))
-    logger.info("Python threads on CPU %d (%d now; the ones they start follow)", cpu, count)
 
 
 def _mark_ready(server: ServingServer, core: ServingCore) -> None:

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -239,8 +239,10 @@ class ServingCore:
         metrics: ServingMetrics | None = None,
         request_logger: RequestLogger | None = None,
         artifact_resolver: ArtifactResolver | None = None,
+        on_close: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
+        self._on_close = on_close  # releases what the runner factory holds (model processes)
         self.fetcher = fetcher
         self.metrics = metrics or ServingMetrics()
         self.request_logger = request_logger
@@ -770,6 +772,8 @@ class ServingCore:
                     entry.runner = None
         if self.request_logger is not None:
             self.request_logger.close()
+        if self._on_close is not None:
+            self._on_close()
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -1175,7 +1179,9 @@ def _check_model_name(name: str) -> None:
 def _describe(error: BaseException) -> str:
     message = getattr(error, "message", None)
     text = _first_meaningful_line(message if isinstance(message, str) else str(error))
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    # An error raised in a model process names the exception type it had there.
+    kind = getattr(error, "error_type", None) or type(error).__name__
+    return f"{kind}: {text}" if text else kind
 
 
 # TensorFlow wraps the one useful line of an op error in boilerplate and stack lines.

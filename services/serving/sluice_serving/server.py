@@ -31,6 +31,7 @@ from sluice_serving import control, oip, tfserving
 from sluice_serving.core import ArtifactResolver, ServingCore
 from sluice_serving.fetch import ModelFetcher
 from sluice_serving.metrics import ServingMetrics
+from sluice_serving.model_process import ModelProcesses
 from sluice_serving.request_log import RequestLogCounters, RequestLogger
 from sluice_serving.runner import RunnerFactory, SavedModelRunner
 from sluice_serving.settings import ServingSettings
@@ -49,11 +50,21 @@ def build_core(
     settings: ServingSettings,
     *,
     store: ArtifactStore | None = None,
-    runner_factory: RunnerFactory = SavedModelRunner,
+    runner_factory: RunnerFactory | None = None,
     artifact_resolver: ArtifactResolver | None = None,
 ) -> ServingCore:
     """A `ServingCore` with its fetcher, metrics and request logger, from ``settings``."""
     store = store if store is not None else open_artifact_store(settings.artifact_store_uri)
+    on_close = None
+    if runner_factory is None:
+        if settings.model_processes:
+            processes = ModelProcesses(
+                intra_op_threads=settings.tf_intra_op_threads,
+                inter_op_threads=settings.tf_inter_op_threads,
+            )
+            runner_factory, on_close = processes, processes.close
+        else:
+            runner_factory = SavedModelRunner
     metrics = ServingMetrics()
     counters = RequestLogCounters(
         rows_written=lambda model, n: metrics.log_rows.labels(model).inc(n),
@@ -73,6 +84,7 @@ def build_core(
             counters=counters,
         ),
         artifact_resolver=artifact_resolver,
+        on_close=on_close,
     )
 
 

@@ -1,8 +1,9 @@
 """Settings of the serving data plane, read from the environment once.
 
 The gRPC server itself (port, host, TLS, workers, message size) is configured by
-`sluice_runtime.config.ServerConfig` (``SLUICE_SERVING_PORT``, default 50055, ...), except that
-``SLUICE_MAX_WORKERS`` defaults to 64 here: RPC threads mostly wait for their batch.
+`sluice_runtime.config.ServerConfig` (``SLUICE_SERVING_PORT``, default 50055, ...);
+``SLUICE_MAX_WORKERS`` sizes the thread pool of the control-plane RPCs (predictions run on the
+event loop).
 
 ==================================  =======================  =======================================
 variable                            default                  meaning
@@ -22,9 +23,8 @@ SLUICE_SERVING_REQUEST_LOG_QUEUE    10000                    sampled requests wa
 SLUICE_SERVING_REQUEST_LOG_FLUSH_S  10                       longest a logged row waits for its file
 SLUICE_SERVING_TF_INTRA_OP_THREADS  0 (TensorFlow decides)   threads inside one TensorFlow op
 SLUICE_SERVING_TF_INTER_OP_THREADS  0 (TensorFlow decides)   TensorFlow ops run in parallel
-SLUICE_SERVING_PYTHON_CPU           auto                     the one CPU of the Python threads
-                                                             (affinity.py): auto (the highest the
-                                                             process may use), a number, or off
+SLUICE_SERVING_MODEL_PROCESSES      false                    true: each version in a process of
+                                                             its own (model_process.py)
 SLUICE_METADATA_ADDRESS             127.0.0.1:50051          metadata service, asked for the uri
                                                              and digest of a load by artifact_id
 ==================================  =======================  =======================================
@@ -39,11 +39,7 @@ from pathlib import Path
 
 from sluice_runtime.config import ConfigError
 
-from sluice_serving import affinity
-
 DEFAULT_PORT = 50055
-# The serving process's default for SLUICE_MAX_WORKERS (the runtime's default is 16).
-DEFAULT_MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -62,10 +58,9 @@ class ServingSettings:
     request_log_flush_seconds: float = 10.0
     tf_intra_op_threads: int = 0
     tf_inter_op_threads: int = 0
-    python_cpu: str = affinity.AUTO
+    model_processes: bool = False
 
     def __post_init__(self) -> None:
-        affinity.check_setting(self.python_cpu)
         for name in (
             "loader_threads",
             "batch_threads",
@@ -119,11 +114,21 @@ class ServingSettings:
             request_log_flush_seconds=number("request_log_flush_seconds", 10.0, float),
             tf_intra_op_threads=int(number("tf_intra_op_threads", 0)),
             tf_inter_op_threads=int(number("tf_inter_op_threads", 0)),
-            python_cpu=(get(affinity.VARIABLE) or affinity.AUTO).lower(),
+            model_processes=_flag(get(_variable("model_processes")), default=False),
         )
 
 
 _VARIABLES = {"request_log_flush_seconds": "SLUICE_SERVING_REQUEST_LOG_FLUSH_S"}
+
+
+def _flag(raw: str | None, *, default: bool) -> bool:
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(_variable("model_processes"), f"must be true or false, got {raw!r}")
 
 
 def _variable(field: str) -> str:

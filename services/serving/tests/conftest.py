@@ -46,7 +46,11 @@ def store(tmp_path: Path) -> ArtifactStore:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, store: ArtifactStore) -> ServingSettings:
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, store: ArtifactStore
+) -> ServingSettings:
+    """Settings for a test; a test may override fields (``indirect`` parametrization)."""
+    overrides = getattr(request, "param", {})
     return ServingSettings(
         artifact_store_uri=store.root_uri,
         cache_dir=tmp_path / "cache",
@@ -54,6 +58,7 @@ def settings(tmp_path: Path, store: ArtifactStore) -> ServingSettings:
         max_request_rows=1000,
         max_request_bytes=1 << 20,
         request_log_flush_seconds=60,
+        **overrides,
     )
 
 
