@@ -46,6 +46,7 @@ from sluice_runtime.interceptors import (
     record_status_on_span,
     split_method,
     status_from_error,
+    wrap_handler,
 )
 from sluice_runtime.metrics import MetricsEndpoint, RpcMetrics
 from sluice_runtime.server import (
@@ -66,32 +67,9 @@ logger = logging.getLogger(__name__)
 RegisterAioServices = Callable[[grpc.aio.Server], Iterable[str]]
 """Adds the servicers to the aio server and returns their full service names."""
 
+# (request, context) -> response, response stream or awaitable; wrapped with
+# `sluice_runtime.interceptors.wrap_handler`, which keeps the handler's shape.
 AsyncBehavior = Callable[[Any, Any], Any]
-# Wraps an async behaviour; the flag says whether it returns a response stream.
-AsyncBehaviorWrapper = Callable[[AsyncBehavior, bool], AsyncBehavior]
-
-
-def wrap_async_handler(handler: Any, wrap: AsyncBehaviorWrapper) -> Any:
-    """``handler`` with its behaviour replaced by ``wrap(behavior, response_streaming)``."""
-    if handler is None:
-        return None
-    options: dict[str, Any] = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        assert handler.stream_stream is not None
-        return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **options)
-    if handler.request_streaming:
-        assert handler.stream_unary is not None
-        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), **options)
-    if handler.response_streaming:
-        assert handler.unary_stream is not None
-        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), **options)
-    assert handler.unary_unary is not None
-    return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **options)
-
-
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Any]]
 
 
@@ -179,7 +157,7 @@ class AioErrorInterceptor(AioServerInterceptor):
             return unary
 
         handler = await continuation(handler_call_details)
-        return self._handlers.get(method, handler, lambda: wrap_async_handler(handler, wrap))
+        return self._handlers.get(method, handler, lambda: wrap_handler(handler, wrap))
 
 
 def _threaded_call(behavior: Callable[..., Any], executor: ThreadPoolExecutor) -> AsyncBehavior:
@@ -265,7 +243,7 @@ class AioMetricsInterceptor(AioServerInterceptor):
 
         handler = await continuation(handler_call_details)
         return self._handlers.get(
-            handler_call_details.method, handler, lambda: wrap_async_handler(handler, wrap)
+            handler_call_details.method, handler, lambda: wrap_handler(handler, wrap)
         )
 
 
@@ -309,7 +287,7 @@ class AioBearerTokenInterceptor(AioServerInterceptor):
 
         if handler is None:  # unknown methods are refused too, not revealed as UNIMPLEMENTED
             return grpc.unary_unary_rpc_method_handler(refuse)
-        return wrap_async_handler(
+        return wrap_handler(
             handler, lambda _behavior, streaming: refuse_stream if streaming else refuse
         )
 
