@@ -11,9 +11,10 @@ What a training job records:
   metrics, external id = the job name, so a retry cannot register it twice) with an OUTPUT event
   ``model``, and the execution COMPLETE; on failure or cancellation the execution FAILED/CANCELED.
 
-The latest blessed model (warm start ``MODE_LATEST_BLESSED``) is the ``current_model_id`` (or
-``model_id``) custom property of the newest ``ModelBlessing`` artifact whose ``blessed`` custom
-property is 1 (TFX's convention), in the spec's context when ``context_id`` is set.
+The latest blessed model (warm start ``MODE_LATEST_BLESSED``) is the newest model whose newest
+LIVE ``ModelBlessing`` artifact (``current_model_id`` or ``model_id`` custom property) has the
+custom property ``blessed`` = 1 (TFX's convention), in the spec's context when ``context_id`` is
+set: the evaluation service's rule, so a blessing overridden to NOT_BLESSED is withdrawn here too.
 """
 
 from __future__ import annotations
@@ -276,28 +277,32 @@ class MetadataLineage:
                 self._uri(ref, "spec.warm_start.base_model", "BASE_MODEL_NOT_FOUND"),
                 int(ref.artifact_id),
             )
-        query = f'type = "{BLESSING_TYPE}" AND custom_properties.blessed = 1'
+        # The evaluation service's rule: a model's newest blessing decides (an override to
+        # NOT_BLESSED withdraws an earlier blessing); the newest model so decided blessed wins.
+        query = f'type = "{BLESSING_TYPE}" AND state = LIVE'
         if spec.context_id:
             query += f" AND context.id = {spec.context_id}"
+        decided: set[int] = set()
         try:
-            blessing = next(
-                self.client.iter_artifacts(
-                    query, order_by="create_time desc", page_size=1, timeout=RPC_TIMEOUT_SECONDS
-                ),
-                None,
-            )
+            # Newest first by id: ids grow with every put, where create times may tie.
+            for blessing in self.client.iter_artifacts(
+                query, order_by="id desc", page_size=100, timeout=RPC_TIMEOUT_SECONDS
+            ):
+                properties = {k: from_value(v) for k, v in blessing.custom_properties.items()}
+                model_id = int(
+                    properties.get("current_model_id") or properties.get("model_id") or 0
+                )
+                if not model_id or model_id in decided:
+                    continue
+                decided.add(model_id)
+                if int(properties.get("blessed") or 0) == 1:
+                    model = self.client.get_artifact(model_id, timeout=RPC_TIMEOUT_SECONDS)
+                    return str(model.uri), model_id
         except SluiceRpcError as error:
             if error.code.name == "INVALID_ARGUMENT":  # no ModelBlessing type yet: nothing blessed
                 return "", 0
             raise
-        if blessing is None:
-            return "", 0
-        properties = {k: from_value(v) for k, v in blessing.custom_properties.items()}
-        model_id = int(properties.get("current_model_id") or properties.get("model_id") or 0)
-        if not model_id:
-            return "", 0
-        model = self.client.get_artifact(model_id, timeout=RPC_TIMEOUT_SECONDS)
-        return str(model.uri), model_id
+        return "", 0
 
 
 @contextlib.contextmanager

@@ -33,13 +33,16 @@ def spec(**changes: object) -> pb.TrainingSpec:
     return message
 
 
-def bless(client: MetadataClient, model_uri: str, blessed: int) -> int:
+def bless(client: MetadataClient, model_uri: str, blessed: int, model_id: int = 0) -> int:
+    """A LIVE blessing (as the evaluation service records them) of a new model, or of
+    ``model_id``; returns the model's id."""
     for name in ("Model", "ModelBlessing"):
         client.put_type(name, "artifact")
-    model_id = client.put_artifact("Model", model_uri, state="live")
+    model_id = model_id or client.put_artifact("Model", model_uri, state="live")
     blessing = client.put_artifact(
         "ModelBlessing",
-        model_uri + "/blessing",
+        f"{model_uri}/blessing-{blessed}",
+        state="live",
         custom_properties={"blessed": blessed, "current_model_id": model_id},
     )
     assert blessing > 0
@@ -55,6 +58,19 @@ def test_latest_blessed_model_is_the_base_of_a_warm_start(client: MetadataClient
     assert (inputs.base_model, base_id) == ("file:///models/1", older)
     none = spec(warm_start=pb.WarmStart(mode=pb.WarmStart.MODE_NONE))
     assert lineage.resolve(none)[0].base_model == ""
+
+
+def test_a_withdrawn_blessing_no_longer_makes_a_model_the_base(client: MetadataClient) -> None:
+    lineage = MetadataLineage(client)
+    first = bless(client, "file:///models/1", blessed=1)
+    second = bless(client, "file:///models/2", blessed=1)
+    assert lineage.resolve(spec())[1] == second
+    # An override to NOT_BLESSED (evaluation records a newer blessing with blessed=0).
+    bless(client, "file:///models/2", blessed=0, model_id=second)
+    inputs, base_id = lineage.resolve(spec())
+    assert (inputs.base_model, base_id) == ("file:///models/1", first)
+    bless(client, "file:///models/1", blessed=0, model_id=first)
+    assert lineage.resolve(spec())[0].base_model == ""  # nothing blessed any more: cold start
 
 
 def test_artifact_ids_resolve_to_uris_and_must_agree_with_given_uris(
