@@ -84,6 +84,36 @@ def export_dict_model(path: Path) -> Path:
     return path
 
 
+class _Classifier(tf.Module):  # type: ignore[misc]
+    labels = tf.constant([b"low", b"high"])
+
+    @tf.function(  # type: ignore[untyped-decorator]
+        input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")]
+    )
+    def classify(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores = tf.nn.softmax(x, axis=1)
+        classes = tf.tile(self.labels[tf.newaxis, :], [tf.shape(x)[0], 1])
+        return {"scores": scores, "classes": classes}
+
+    @tf.function(  # type: ignore[untyped-decorator]
+        input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")]
+    )
+    def regress(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"outputs": x[:, 1] - x[:, 0]}
+
+
+def export_classifier(path: Path) -> Path:
+    """x [N, 2] -> 'serving_default': scores = softmax(x), classes [b'low', b'high'];
+    'regress': outputs = x1 - x0."""
+    module = _Classifier()
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={"serving_default": module.classify, "regress": module.regress},
+    )
+    return path
+
+
 class _Linear(tf.Module):  # type: ignore[misc]
     def __init__(self, weight: float, fail_on_zero: bool = False) -> None:
         super().__init__()

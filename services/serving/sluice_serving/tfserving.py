@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf import any_pb2
 from sluice_runtime.errors import InvalidArgument
 from tensorflow.core.protobuf import meta_graph_pb2
@@ -17,6 +18,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -25,8 +27,8 @@ from tensorflow_serving.apis import (
 )
 
 from sluice_serving.core import ServingCore, VersionInfo, VersionSelector, VersionState
-from sluice_serving.examples import serialized_examples
-from sluice_serving.signature import Signature
+from sluice_serving.examples import Classes, serialized_examples
+from sluice_serving.signature import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Signature
 from sluice_serving.tensors import fill_tensor_proto, tensor_proto_to_ndarray, tf_dtype_of
 
 PROTOCOL = "tfserving"
@@ -34,7 +36,7 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 SCHEMA_FLAGS_METADATA = "x-sluice-schema-flags"
 
-# Predict, Classify and Regress are coroutines: they run on the server's event loop and await the
+# Predict, Classify, Regress and MultiInference are coroutines: they run on the server's event loop and await the
 # model (batched, on the batch workers); the other RPCs are plain functions on the RPC threads.
 AioContext = grpc.aio.ServicerContext[Any, Any]
 
@@ -100,18 +102,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
             response = classification_pb2.ClassificationResponse()
             _answer_spec(response.model_spec, spec.name, record.version, signature_name)
-            rows = result.scores if result.scores is not None else result.classes
-            assert rows is not None
-            for row in range(rows.shape[0]):
-                classifications = response.result.classifications.add()
-                columns = rows.shape[1]
-                for column in range(columns):
-                    entry = classifications.classes.add()
-                    if result.classes is not None:
-                        label = result.classes[row, column]
-                        entry.label = label.decode() if isinstance(label, bytes) else str(label)
-                    if result.scores is not None:
-                        entry.score = float(result.scores[row, column])
+            _fill_classifications(response.result, result)
             return response
 
     async def Regress(
@@ -127,12 +118,40 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
             response = regression_pb2.RegressionResponse()
             _answer_spec(response.model_spec, spec.name, record.version, signature_name)
-            for value in values.tolist():
-                response.result.regressions.add(value=float(value))
+            _fill_regressions(response.result, values)
             return response
 
-    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
-        raise Unimplemented("MultiInference is not offered; call Classify, Regress or Predict")
+    async def MultiInference(
+        self, request: inference_pb2.MultiInferenceRequest, context: AioContext
+    ) -> inference_pb2.MultiInferenceResponse:
+        """Several Classify/Regress tasks of one model on the same examples (as TF Serving: one
+        model, each signature at most once)."""
+        tasks = list(request.tasks)
+        name = tasks[0].model_spec.name if tasks else ""
+        with self._core.recorded_request(name, PROTOCOL) as record:
+            _check_tasks(tasks)
+            examples = serialized_examples(request.input)
+            response = inference_pb2.MultiInferenceResponse()
+            for index, task in enumerate(tasks):
+                spec, result = task.model_spec, response.results.add()
+                if task.method_name == CLASSIFY_METHOD:
+                    record.version, signature_name, classes = await self._core.classify_async(
+                        name, examples, selector=_selector(spec), signature_name=spec.signature_name
+                    )
+                    _fill_classifications(result.classification_result, classes)
+                elif task.method_name == REGRESS_METHOD:
+                    record.version, signature_name, values = await self._core.regress_async(
+                        name, examples, selector=_selector(spec), signature_name=spec.signature_name
+                    )
+                    _fill_regressions(result.regression_result, values)
+                else:
+                    raise InvalidArgument(
+                        f"tasks[{index}].method_name must be {CLASSIFY_METHOD} or "
+                        f"{REGRESS_METHOD}, got {task.method_name!r}",
+                        field=f"tasks[{index}].method_name",
+                    )
+                _answer_spec(result.model_spec, name, record.version, signature_name)
+            return response
 
     def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
@@ -182,6 +201,45 @@ class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):  # type:
         raise Unimplemented(
             "HandleReloadConfigRequest is not offered; use sluice.serving.v1.ServingService"
         )
+
+
+def _check_tasks(tasks: list[inference_pb2.InferenceTask]) -> None:
+    if not tasks:
+        raise InvalidArgument("tasks must name at least one task", field="tasks")
+    name = tasks[0].model_spec.name
+    signatures: set[str] = set()
+    for index, task in enumerate(tasks):
+        if task.model_spec.name != name:
+            raise InvalidArgument(
+                f"every task must use the same model: tasks[0] names {name!r}, tasks[{index}] "
+                f"names {task.model_spec.name!r}",
+                field=f"tasks[{index}].model_spec.name",
+            )
+        signature = task.model_spec.signature_name or DEFAULT_SIGNATURE
+        if signature in signatures:
+            raise InvalidArgument(
+                f"signature {signature!r} is asked for twice", field=f"tasks[{index}].model_spec"
+            )
+        signatures.add(signature)
+
+
+def _fill_classifications(target: classification_pb2.ClassificationResult, result: Classes) -> None:
+    rows = result.scores if result.scores is not None else result.classes
+    assert rows is not None
+    for row in range(rows.shape[0]):
+        classifications = target.classifications.add()
+        for column in range(rows.shape[1]):
+            entry = classifications.classes.add()
+            if result.classes is not None:
+                label = result.classes[row, column]
+                entry.label = label.decode() if isinstance(label, bytes) else str(label)
+            if result.scores is not None:
+                entry.score = float(result.scores[row, column])
+
+
+def _fill_regressions(target: regression_pb2.RegressionResult, values: np.ndarray) -> None:
+    for value in values.tolist():
+        target.regressions.add(value=float(value))
 
 
 def _selector(spec: model_pb2.ModelSpec) -> VersionSelector:

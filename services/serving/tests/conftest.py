@@ -22,6 +22,7 @@ from sluice_serving.core import ServingCore  # noqa: E402
 from sluice_serving.server import ServingServer, build_core, build_serving_server  # noqa: E402
 from sluice_serving.settings import ServingSettings  # noqa: E402
 from sluice_serving.testing import (  # noqa: E402
+    export_classifier,
     export_dict_model,
     export_linear,
     export_numeric_keras,
@@ -37,6 +38,7 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "linear2": export_linear(root / "linear2", 2.0),
         "linear3": export_linear(root / "linear3", 3.0),
         "fails_warmup": export_linear(root / "fails_warmup", 5.0, fail_on_zero=True),
+        "classifier": export_classifier(root / "classifier"),
     }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from sluice_runtime.artifacts import ArtifactStore
 from sluice_serving.core import ServingCore
 from sluice_serving.server import ServingServer
@@ -17,6 +20,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -269,3 +273,103 @@ def test_classify_needs_a_classifying_signature(
 
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cannot classify" in str(raised.value.details())
+
+
+def _softmax(row: list[float]) -> list[float]:
+    exps = np.exp(np.array(row) - max(row))
+    return list(exps / exps.sum())
+
+
+def test_classify_answers_labels_and_scores_per_example(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["classifier"], "clf")
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "clf"
+    request.input.example_list.examples.extend(_examples(x=[[1.0, 2.0], [0.5, 0.0]]))
+
+    response = predict_stub.Classify(request, timeout=10)
+
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    rows = response.result.classifications
+    assert [[c.label for c in row.classes] for row in rows] == [["low", "high"]] * 2
+    for row, x in zip(rows, ([1.0, 2.0], [0.5, 0.0]), strict=True):
+        assert [c.score for c in row.classes] == pytest.approx(_softmax(x), rel=1e-5)
+
+
+def test_multi_inference_classifies_and_regresses_the_same_examples(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    serve_folder(core, store, model_dirs["classifier"], "clf")
+    request = inference_pb2.MultiInferenceRequest()
+    classify = request.tasks.add(method_name="tensorflow/serving/classify")
+    classify.model_spec.name = "clf"
+    regress = request.tasks.add(method_name="tensorflow/serving/regress")
+    regress.model_spec.name = "clf"
+    regress.model_spec.signature_name = "regress"
+    request.input.example_list.examples.extend(_examples(x=[[1.0, 2.0], [0.5, 0.0]]))
+
+    response = predict_stub.MultiInference(request, timeout=10)
+
+    first, second = response.results
+    assert (first.model_spec.name, first.model_spec.signature_name) == ("clf", "serving_default")
+    assert [c.label for c in first.classification_result.classifications[0].classes] == [
+        "low",
+        "high",
+    ]
+    assert second.model_spec.signature_name == "regress"
+    assert second.model_spec.version.value == 1
+    assert [r.value for r in second.regression_result.regressions] == pytest.approx([1.0, -0.5])
+
+
+@pytest.mark.parametrize(
+    ("tasks", "field"),
+    [
+        ([], "tasks"),
+        ([("clf", "tensorflow/serving/classify", ""), ("other", "tensorflow/serving/regress", "")],
+         "tasks[1].model_spec.name"),
+        ([("clf", "tensorflow/serving/classify", ""), ("clf", "tensorflow/serving/classify", "")],
+         "tasks[1].model_spec"),
+        ([("clf", "tensorflow/serving/predict", "")], "tasks[0].method_name"),
+    ],
+    ids=["no-tasks", "two-models", "same-signature-twice", "unknown-method"],
+)  # fmt: skip
+def test_multi_inference_refuses_what_it_cannot_answer(
+    core: ServingCore,
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    tasks: list[tuple[str, str, str]],
+    field: str,
+) -> None:
+    serve_folder(core, store, model_dirs["classifier"], "clf")
+    request = inference_pb2.MultiInferenceRequest()
+    for name, method, signature in tasks:
+        task = request.tasks.add(method_name=method)
+        task.model_spec.name = name
+        task.model_spec.signature_name = signature
+    request.input.example_list.examples.extend(_examples(x=[[1.0, 2.0]]))
+
+    with pytest.raises(grpc.RpcError) as raised:
+        predict_stub.MultiInference(request, timeout=10)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _error_field(raised.value) == field
+
+
+def _error_field(error: grpc.RpcError) -> str:
+    """The field the ErrorInfo of a failed call names."""
+    status = rpc_status.from_call(cast(grpc.Call, error))
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    for detail in status.details:
+        if detail.Unpack(info):
+            return str(info.metadata["field"])
+    raise AssertionError("no ErrorInfo")
