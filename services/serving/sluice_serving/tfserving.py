@@ -36,8 +36,9 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 SCHEMA_FLAGS_METADATA = "x-sluice-schema-flags"
 
-# Predict, Classify, Regress and MultiInference are coroutines: they run on the server's event loop and await the
-# model (batched, on the batch workers); the other RPCs are plain functions on the RPC threads.
+# Predict, Classify, Regress and MultiInference are coroutines: they run on the server's event
+# loop and await the model (batched, on the batch workers); the other RPCs are plain functions on
+# the RPC threads.
 AioContext = grpc.aio.ServicerContext[Any, Any]
 
 _STATE = {
