@@ -94,6 +94,16 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class ListedModel:
+    """A model of a TF Serving style model list: numbered version folders under ``base_uri``."""
+
+    name: str
+    base_uri: str
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+    labels: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
     batching: BatchingSettings = field(default_factory=BatchingSettings)
@@ -445,6 +455,72 @@ class ServingCore:
             self._apply_policy(model)
             return model.info()
 
+    def serve_model_list(self, models: Sequence[ListedModel], *, field: str = "models") -> None:
+        """Serve each model from the numbered version folders under its base folder, as TF
+        Serving's model config list does: set its policy, load the versions the policy picks,
+        wait for them, then set its labels (replacing the ones it had). Returns once all are
+        AVAILABLE; raises for the first that failed. Models not listed keep serving (Sluice
+        never drops a model by omission: unload its versions through the control plane)."""
+        names = [model.name for model in models]
+        for index, model in enumerate(models):
+            _check_model_name(model.name)
+            if names.index(model.name) != index:
+                raise InvalidArgument(
+                    f"model {model.name!r} is listed twice", field=f"{field}[{index}].name"
+                )
+        plans = [
+            (model, self._listed_versions(model, f"{field}[{index}]"))
+            for index, model in enumerate(models)
+        ]
+        for model, (prefix, versions) in plans:
+            self.update_model_config(model.name, version_policy=model.policy)
+            for version in versions:
+                self.load_version(model.name, version, f"{prefix}{version}")
+        for index, (model, (prefix, versions)) in enumerate(plans):
+            for version in versions:
+                info = self.load_version(model.name, version, f"{prefix}{version}", wait=True)
+                if info.state is not VersionState.AVAILABLE:
+                    message = info.error.message if info.error else info.state.value
+                    raise FailedPrecondition(
+                        f"version {version} of model {model.name} did not load: {message}",
+                        field=f"{field}[{index}]",
+                        reason=info.error.reason if info.error and info.error.reason else None,
+                    )
+            # The listed labels replace the model's labels (TF Serving's version_labels).
+            for label, version in sorted(model.labels.items()):
+                self.set_label(model.name, label, version)
+            for label in set(self.get_model(model.name).labels) - set(model.labels):
+                self.set_label(model.name, label, 0)
+
+    def _listed_versions(self, model: ListedModel, field: str) -> tuple[str, list[int]]:
+        """(base folder prefix, the versions under it that the model's policy picks)."""
+        prefix = self.fetcher.key_prefix(model.base_uri, field=f"{field}.base_path")
+        found = sorted(
+            {
+                int(head)
+                for info in self.fetcher.store.list(prefix)
+                if (head := info.key[len(prefix) :].split("/", 1)[0]).isdigit() and int(head) > 0
+            }
+        )
+        if not found:
+            raise FailedPrecondition(
+                f"no numbered version folder under base_path {model.base_uri!r}",
+                field=f"{field}.base_path",
+            )
+        policy = model.policy
+        if policy.kind == "latest":
+            return prefix, found[-policy.num_versions :]
+        if policy.kind == "all":
+            return prefix, found
+        missing = sorted(policy.versions - set(found))
+        if missing:
+            raise FailedPrecondition(
+                f"base_path {model.base_uri!r} has no version {missing[0]} "
+                f"(it has {', '.join(map(str, found))})",
+                field=f"{field}.model_version_policy",
+            )
+        return prefix, sorted(policy.versions)
+
     def set_label(self, model_name: str, label: str, version: int) -> ModelInfo:
         """Point ``label`` at an available version; version 0 removes the label."""
         if not LABEL_NAME.match(label):
@@ -458,7 +534,8 @@ class ServingCore:
         model = self._model(model_name)
         with model.lock:
             if version == 0:
-                model.labels.pop(label, None)
+                if model.labels.pop(label, None) is not None:
+                    self._apply_policy(model)  # the version it kept may be one the policy drops
             else:
                 entry = model.versions.get(version)
                 if entry is None or entry.state is not VersionState.AVAILABLE:

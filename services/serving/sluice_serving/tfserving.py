@@ -19,6 +19,7 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
+    model_management_pb2,
     model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -26,7 +27,14 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from sluice_serving.core import ServingCore, VersionInfo, VersionSelector, VersionState
+from sluice_serving.core import (
+    ListedModel,
+    ServingCore,
+    VersionInfo,
+    VersionPolicy,
+    VersionSelector,
+    VersionState,
+)
 from sluice_serving.examples import Classes, serialized_examples
 from sluice_serving.signature import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Signature
 from sluice_serving.tensors import fill_tensor_proto, tensor_proto_to_ndarray, tf_dtype_of
@@ -49,12 +57,6 @@ _STATE = {
     VersionState.END: get_model_status_pb2.ModelVersionStatus.END,
     VersionState.FAILED: get_model_status_pb2.ModelVersionStatus.END,
 }
-
-
-class Unimplemented(Exception):
-    """An RPC of the protocol this server does not offer."""
-
-    grpc_code_name = "UNIMPLEMENTED"
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
@@ -198,10 +200,49 @@ class ModelStatusServicer(model_service_pb2_grpc.ModelServiceServicer):  # type:
             _status(response.model_version_status.add(), info)
         return response
 
-    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
-        raise Unimplemented(
-            "HandleReloadConfigRequest is not offered; use sluice.serving.v1.ServingService"
+    def HandleReloadConfigRequest(
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> model_management_pb2.ReloadConfigResponse:
+        """Serve the models of a ``model_config_list`` (base_path: a folder in the serving
+        artifact store holding numbered version folders); returns once they are available."""
+        if request.config.WhichOneof("config") != "model_config_list":
+            raise InvalidArgument(
+                "config must hold a model_config_list (custom_model_config is not supported)",
+                field="config",
+            )
+        listed = [
+            _listed_model(config, index)
+            for index, config in enumerate(request.config.model_config_list.config)
+        ]
+        self._core.serve_model_list(listed, field="config.model_config_list.config")
+        return model_management_pb2.ReloadConfigResponse()
+
+
+def _listed_model(config: Any, index: int) -> ListedModel:
+    field = f"config.model_config_list.config[{index}]"
+    if config.model_platform not in ("", "tensorflow"):
+        raise InvalidArgument(
+            f"model_platform must be 'tensorflow', got {config.model_platform!r}",
+            field=f"{field}.model_platform",
         )
+    policy = config.model_version_policy
+    choice = policy.WhichOneof("policy_choice")
+    try:
+        if choice == "specific":
+            version_policy = VersionPolicy("specific", versions=frozenset(policy.specific.versions))
+        elif choice == "all":
+            version_policy = VersionPolicy("all")
+        else:  # latest, or nothing said: TF Serving's default is the latest one
+            count = policy.latest.num_versions if choice == "latest" else 1
+            version_policy = VersionPolicy("latest", num_versions=count)
+    except ValueError as error:
+        raise InvalidArgument(str(error), field=f"{field}.model_version_policy") from None
+    return ListedModel(
+        name=config.name,
+        base_uri=config.base_path,
+        policy=version_policy,
+        labels=dict(config.version_labels),
+    )
 
 
 def _check_tasks(tasks: list[inference_pb2.InferenceTask]) -> None:

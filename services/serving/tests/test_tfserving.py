@@ -15,17 +15,19 @@ from grpc_status import rpc_status
 from sluice_runtime.artifacts import ArtifactStore
 from sluice_serving.core import ServingCore
 from sluice_serving.server import ServingServer
-from sluice_serving.testing import in_process, serve_folder
+from sluice_serving.testing import in_process, serve_folder, upload
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+from tensorflow_serving.config import model_server_config_pb2
 
 
 @pytest.fixture
@@ -373,3 +375,87 @@ def _error_field(error: grpc.RpcError) -> str:
         if detail.Unpack(info):
             return str(info.metadata["field"])
     raise AssertionError("no ErrorInfo")
+
+
+def _reload(
+    channel: grpc.Channel, *configs: model_server_config_pb2.ModelConfig
+) -> model_management_pb2.ReloadConfigResponse:
+    request = model_management_pb2.ReloadConfigRequest()
+    request.config.model_config_list.config.extend(configs)
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    response: model_management_pb2.ReloadConfigResponse = stub.HandleReloadConfigRequest(
+        request, timeout=60
+    )
+    return response
+
+
+def _states(channel: grpc.Channel, name: str) -> dict[int, int]:
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
+    return {s.version: s.state for s in response.model_version_status}
+
+
+def test_reload_config_serves_the_versions_its_policy_picks_and_sets_labels(
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    channel: grpc.Channel,
+    predict_stub: prediction_service_pb2_grpc.PredictionServiceStub,
+) -> None:
+    for version, kind in ((1, "linear2"), (2, "linear3")):
+        upload(store, model_dirs[kind], f"tfs/linear/{version}")
+    config = model_server_config_pb2.ModelConfig(name="linear", base_path="tfs/linear")
+    config.version_labels["stable"] = 2
+
+    assert _reload(channel, config).status.error_code == 0
+
+    available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    assert _states(channel, "linear") == {2: available}  # latest 1 by default
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = "linear"
+    request.model_spec.version_label = "stable"
+    request.input.example_list.examples.extend(_examples(x=[[1.0, 2.0]]))
+    assert [r.value for r in predict_stub.Regress(request, timeout=10).result.regressions] == [9.0]
+
+    # Now only version 1: it loads, and version 2 (no longer allowed) is unloaded.
+    config.ClearField("version_labels")
+    config.model_version_policy.specific.versions.append(1)
+    _reload(channel, config)
+    request.ClearField("model_spec")
+    request.model_spec.name = "linear"
+    answer = predict_stub.Regress(request, timeout=10)
+    assert (answer.model_spec.version.value, answer.result.regressions[0].value) == (1, 6.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        (lambda c: setattr(c, "model_platform", "pytorch"), grpc.StatusCode.INVALID_ARGUMENT,
+         "config.model_config_list.config[0].model_platform"),
+        (lambda c: setattr(c, "base_path", "tfs/nothing-here"),
+         grpc.StatusCode.FAILED_PRECONDITION, "config.model_config_list.config[0].base_path"),
+        (lambda c: setattr(c, "base_path", "file:///elsewhere/linear"),
+         grpc.StatusCode.INVALID_ARGUMENT, "config.model_config_list.config[0].base_path"),
+        (lambda c: c.model_version_policy.specific.versions.append(7),
+         grpc.StatusCode.FAILED_PRECONDITION,
+         "config.model_config_list.config[0].model_version_policy"),
+    ],
+    ids=["platform", "empty-base-path", "outside-the-store", "missing-version"],
+)  # fmt: skip
+def test_reload_config_refuses_what_it_cannot_serve(
+    store: ArtifactStore,
+    model_dirs: dict[str, Path],
+    channel: grpc.Channel,
+    change: Callable[[model_server_config_pb2.ModelConfig], object],
+    code: grpc.StatusCode,
+    field: str,
+) -> None:
+    upload(store, model_dirs["linear2"], "tfs/linear/1")
+    config = model_server_config_pb2.ModelConfig(name="linear", base_path="tfs/linear")
+    change(config)
+
+    with pytest.raises(grpc.RpcError) as raised:
+        _reload(channel, config)
+
+    assert raised.value.code() == code
+    assert _error_field(raised.value) == field
