@@ -38,3 +38,30 @@ def test_load_label_list_and_unload(
         app, ["serving", "load", "cli", "3", "models/none", "--address", server.address]
     )
     assert failed.exit_code == 1 and "failed to load" in failed.output
+
+
+def test_config_changes_only_what_is_given(
+    server: ServingServer, store: ArtifactStore, model_dirs: dict[str, Path]
+) -> None:
+    app = typer.Typer()
+    serving_cli.register(app)
+    app.command("noop")(lambda: None)
+    store.put("schemas/cli.pbtxt", b'feature { name: "x" type: FLOAT }')
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(
+            app, ["serving", "config", "cfg", *args, "--address", server.address]
+        )
+        assert result.exit_code == code, result.output
+        return " ".join(result.output.split())
+
+    first = run("--latest", "2", "--max-batch-size", "8", "--sample-rate", "0.5", "--flag", "x")
+    assert "keeps latest 2; batching max 8 rows, wait 2 ms" in first
+    assert "sample rate 0.5" in first and "x=flag" in first
+    second = run("--max-wait-ms", "0", "--versions", "1,3", "--schema-uri", "schemas/cli.pbtxt")
+    assert "keeps versions 1, 3; batching max 8 rows, wait 0 ms" in second
+    assert "sample rate 0.5" in second and "schema schemas/cli.pbtxt" in second
+    assert "schema (the model folder)" in run("--clear-schema", "--all-versions")
+    assert "give one of" in run("--latest", "1", "--all-versions", code=1)
+    assert "--versions must list version numbers" in run("--versions", "one", code=1)

@@ -15,7 +15,7 @@ from sluice.cli.output import console, fail
 from sluice.client.config import ClientConfig
 from sluice.client.errors import SluiceRpcError
 from sluice.client.serving import ServingClient
-from sluice.serving.v1 import model_pb2
+from sluice.serving.v1 import model_pb2, serving_service_pb2
 
 group = typer.Typer(
     name="serving",
@@ -147,6 +147,98 @@ def set_label(
         fail(str(error))
     labels = ", ".join(f"{k}={v}" for k, v in sorted(served.labels.items())) or "no labels"
     console.print(f"{escape(model)}: {escape(labels)}")
+
+
+@group.command("config")
+def configure_model(
+    model: str = typer.Argument(..., help="Model name (configured before its first load too)."),
+    latest: int = typer.Option(0, "--latest", help="Keep the latest N versions."),
+    versions: str = typer.Option("", "--versions", help="Keep exactly these, e.g. 1,3."),
+    all_versions: bool = typer.Option(False, "--all-versions", help="Keep every loaded version."),
+    max_batch_size: int = typer.Option(-1, "--max-batch-size", help="Rows; 0 or 1: no batching."),
+    max_wait_ms: float = typer.Option(-1.0, "--max-wait-ms", help="Batch wait; 0 never waits."),
+    sample_rate: float = typer.Option(-1.0, "--sample-rate", help="Requests logged, 0 to 1."),
+    schema_uri: str = typer.Option("", "--schema-uri", help="schema.pbtxt to enforce."),
+    clear_schema: bool = typer.Option(False, "--clear-schema", help="Drop --schema-uri's schema."),
+    flag: list[str] = typer.Option([], "--flag", help="Feature whose violations are flagged."),
+    reject: list[str] = typer.Option([], "--reject", help="Feature whose violations reject."),
+    address: str | None = typer.Option(None, "--address", help=ADDRESS_HELP),
+) -> None:
+    """Change a model's settings; what is not given stays as it is."""
+    policies = [bool(latest), bool(versions), all_versions]
+    if sum(policies) > 1:
+        fail("give one of --latest, --versions and --all-versions")
+    try:
+        with _client(address) as client:
+            current = _current_settings(client, model)
+            request = serving_service_pb2.UpdateModelConfigRequest(
+                model_name=model, schema_uri=schema_uri, clear_schema=clear_schema
+            )
+            policy = request.version_policy
+            if latest:
+                policy.latest.num_versions = latest
+            elif versions:
+                policy.specific.versions.extend(int(v) for v in versions.split(",") if v.strip())
+            elif all_versions:
+                policy.all.SetInParent()
+            else:
+                request.ClearField("version_policy")
+            if max_batch_size >= 0 or max_wait_ms >= 0:
+                request.batching.CopyFrom(current.batching)  # the part not given stays
+                if max_batch_size >= 0:
+                    request.batching.max_batch_size = max_batch_size
+                if max_wait_ms >= 0:
+                    request.batching.max_wait.FromNanoseconds(round(max_wait_ms * 1e6))
+            if sample_rate >= 0:
+                request.request_log.CopyFrom(current.request_log)
+                request.request_log.sample_rate = sample_rate
+            if flag or reject:
+                request.schema_policy.CopyFrom(current.schema_policy)
+                actions = request.schema_policy.feature_actions
+                for feature in flag:
+                    actions[feature] = model_pb2.SCHEMA_VIOLATION_ACTION_FLAG
+                for feature in reject:
+                    actions[feature] = model_pb2.SCHEMA_VIOLATION_ACTION_REJECT
+            served = client.update_model_config(request).model
+    except ValueError:
+        fail(f"--versions must list version numbers, got {versions!r}")
+    except SluiceRpcError as error:
+        fail(str(error))
+    console.print(describe_settings(served))
+
+
+def _current_settings(client: ServingClient, model: str) -> model_pb2.Model:
+    """The model's settings now; defaults for a model the server does not know yet."""
+    try:
+        served: model_pb2.Model = client.get_model(model_name=model).model
+    except SluiceRpcError as error:
+        if error.code.name != "NOT_FOUND":
+            raise
+        return model_pb2.Model(name=model)
+    return served
+
+
+def describe_settings(model: model_pb2.Model) -> str:
+    policy = model.version_policy
+    kind = policy.WhichOneof("policy")
+    kept = (
+        f"versions {', '.join(map(str, policy.specific.versions))}"
+        if kind == "specific"
+        else "every version"
+        if kind == "all"
+        else f"latest {policy.latest.num_versions or 1}"
+    )
+    batching = model.batching
+    actions = {
+        name: "flag" if action == model_pb2.SCHEMA_VIOLATION_ACTION_FLAG else "reject"
+        for name, action in sorted(model.schema_policy.feature_actions.items())
+    }
+    return escape(
+        f"{model.name}: keeps {kept}; batching max {batching.max_batch_size} rows, wait "
+        f"{batching.max_wait.ToNanoseconds() / 1e6:g} ms; request log sample rate "
+        f"{model.request_log.sample_rate:g}; schema {model.schema_uri or '(the model folder)'}"
+        + (f"; {', '.join(f'{k}={v}' for k, v in actions.items())}" if actions else "")
+    )
 
 
 @group.command("request-log")
