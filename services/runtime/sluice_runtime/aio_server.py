@@ -110,19 +110,9 @@ class AioErrorInterceptor(AioServerInterceptor):
         executor = self._executor
 
         def wrap(behavior: AsyncBehavior, response_streaming: bool) -> AsyncBehavior:
-            if response_streaming and inspect.iscoroutinefunction(behavior):
-                # A stream written with ``await context.write(...)`` (the aio health Watch).
-                async def writing(request: Any, context: Any) -> Any:
-                    try:
-                        return await behavior(request, context)
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as error:
-                        await _abort_for(error, context, method)
-
-                return writing
-
-            if response_streaming:
+            # A coroutine that streams with ``await context.write(...)`` (the aio health Watch)
+            # is awaited like a unary one, below.
+            if response_streaming and not inspect.iscoroutinefunction(behavior):
                 stream = (
                     behavior
                     if inspect.isasyncgenfunction(behavior)
