@@ -44,7 +44,7 @@ from sluice_runtime.errors import (
 from sluice_serving import examples as example_inputs
 from sluice_serving.batching import Batcher, BatchingSettings
 from sluice_serving.fetch import ModelFetcher
-from sluice_serving.gil import short_turns
+from sluice_serving.gil import giving_way, lowest_priority
 from sluice_serving.metrics import UNKNOWN_MODEL, ServingMetrics
 from sluice_serving.request_log import LogRecord, RequestLogger, RequestLogSettings
 from sluice_serving.runner import ModelRunner, RunnerFactory
@@ -260,8 +260,9 @@ class ServingCore:
         self._resolver = artifact_resolver
         self._models: dict[str, _Model] = {}
         self._lock = threading.Lock()
+        # Loader and unload threads run at the lowest CPU priority (sluice_serving/gil.py).
         self._loader = ThreadPoolExecutor(
-            settings.loader_threads, thread_name_prefix="model-loader"
+            settings.loader_threads, thread_name_prefix="model-loader", initializer=lowest_priority
         )
         self._unloaders: set[threading.Thread] = set()
         self._closed = False
@@ -1018,9 +1019,9 @@ class ServingCore:
         try:
             if entry.artifact_id and (not entry.uri or not entry.digest):
                 self._resolve_artifact(entry)
-            # Short GIL turns: a load is mostly Python, and the versions serving meanwhile wait
-            # for the GIL behind it (sluice_serving/gil.py).
-            with short_turns():
+            # A load is mostly Python, and the requests meanwhile wait for the GIL behind it
+            # unless it gives way (sluice_serving/gil.py).
+            with giving_way():
                 folder, digest = self.fetcher.fetch(
                     model.name, entry.number, entry.uri, entry.digest
                 )
@@ -1135,6 +1136,7 @@ class ServingCore:
             thread.start()
 
     def _finish_unload(self, model: _Model, entry: _Version) -> None:
+        lowest_priority()
         try:
             with model.lock:
                 while entry.inflight > 0:
@@ -1142,12 +1144,13 @@ class ServingCore:
                 batchers = list(entry.batchers.values())
                 entry.batchers.clear()
                 runner, entry.runner, entry.schema = entry.runner, None, None
-            for batcher in batchers:
-                batcher.close()
-            if runner is not None:
-                runner.close()
-            del runner, batchers
-            gc.collect()  # TensorFlow objects hold reference cycles
+            with giving_way():
+                for batcher in batchers:
+                    batcher.close()
+                if runner is not None:
+                    runner.close()
+                del runner, batchers
+                gc.collect()  # TensorFlow objects hold reference cycles
             self.fetcher.forget(model.name, entry.number)
             self.metrics.forget_version(model.name, entry.number)
             with model.lock:

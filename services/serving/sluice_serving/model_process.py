@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from sluice_serving.gil import lowest_priority
 from sluice_serving.signature import Signature
 
 logger = logging.getLogger(__name__)
@@ -277,16 +278,13 @@ def _serve(connection: Connection, intra_op_threads: int, inter_op_threads: int)
 
 T = TypeVar("T")
 
-LOWEST_PRIORITY = 19  # nice value
-
 
 def _in_background(work: Callable[[], T]) -> T:
     """``work()`` on a thread of the lowest CPU priority; its result or its exception."""
     outcome: list[Any] = []
 
     def run() -> None:
-        with contextlib.suppress(OSError):  # Linux: the nice value of this thread alone
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+        lowest_priority()
         try:
             outcome.append((True, work()))
         except BaseException as error:
