@@ -16,27 +16,14 @@ from typing import Any
 import pytest
 import yaml
 from sluice.client.config import default_port
-from sluice_evaluation.config import EvaluationConfig
-from sluice_metadata.config import MetadataConfig
 from sluice_runtime.config import ServerConfig
-from sluice_serving.settings import ServingSettings
-from sluice_training.config import TrainingConfig
-from sluice_validation.config import ValidationConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = [p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml")]
+SERVICES = sorted(name for name in PACKAGES if name != "runtime")  # the runtime is not a service
+
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 CONTAINERS: dict[str, dict[str, Any]] = COMPOSE["services"]
-SERVICE_PACKAGES = sorted(
-    path.name for path in (ROOT / "services").iterdir() if (path / "pyproject.toml").is_file()
-)
-SERVICES = [name for name in SERVICE_PACKAGES if name != "runtime"]
-SETTINGS: dict[str, Callable[[Mapping[str, str]], object]] = {
-    "metadata": MetadataConfig.from_env,
-    "validation": ValidationConfig.from_env,
-    "training": TrainingConfig.from_env,
-    "evaluation": EvaluationConfig.from_env,
-    "serving": ServingSettings.from_env,
-}
 # Containers of a service beside the one named after it (compose profile gpu).
 VARIANTS = {"training-gpu": "training"}
 
@@ -55,25 +42,18 @@ def _containers_of(service: str) -> list[str]:
     return [service, *(name for name, of in VARIANTS.items() if of == service)]
 
 
-def _variables_the_code_reads() -> set[str]:
-    sources = [*(ROOT / "services").glob("*/sluice_*/**/*.py")]
-    sources += (ROOT / "clients" / "python" / "sluice").glob("**/*.py")
-    names: set[str] = set()
-    for path in sources:
-        names |= set(re.findall(r"\bSLUICE_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
-    for service in SERVICES:
-        names |= {row[0] for row in ServerConfig.describe_env(service)}
-    return names
-
-
-def test_every_service_package_has_its_container() -> None:
-    assert SETTINGS.keys() == set(SERVICES), "a new service needs a row here and a container"
+def test_every_service_package_has_its_container(
+    settings_from_env: dict[str, Callable[[Mapping[str, str]], object]],
+) -> None:
+    assert settings_from_env.keys() == set(SERVICES), "a new service needs its settings row"
     for service in SERVICES:
         assert service in CONTAINERS, f"docker-compose.yml has no container for {service}"
 
 
 @pytest.mark.parametrize("container", [*SERVICES, *VARIANTS])
-def test_a_container_runs_its_service_on_its_port_and_checks_that_port(container: str) -> None:
+def test_a_container_runs_its_service_on_its_port_and_checks_that_port(
+    container: str, settings_from_env: dict[str, Callable[[Mapping[str, str]], object]]
+) -> None:
     service = VARIANTS.get(container, container)
     spec = CONTAINERS[container]
     environment = _environment(container)
@@ -87,7 +67,7 @@ def test_a_container_runs_its_service_on_its_port_and_checks_that_port(container
     assert server.metrics_port is not None and (server.metrics_port,) * 2 in published
     probe = ["CMD", "python", "-m", "sluice_runtime.healthcheck", f"127.0.0.1:{server.port}"]
     assert spec["healthcheck"]["test"] == probe
-    SETTINGS[service](environment)  # the service's own settings parse from this environment
+    settings_from_env[service](environment)  # its own settings parse from this environment
 
 
 def test_no_two_containers_publish_the_same_host_port() -> None:
@@ -99,12 +79,11 @@ def test_no_two_containers_publish_the_same_host_port() -> None:
             seen[host_port] = name
 
 
-def test_every_variable_is_one_the_code_reads() -> None:
-    known = _variables_the_code_reads()
+def test_every_variable_is_one_the_code_reads(variables_the_code_reads: set[str]) -> None:
     for name in CONTAINERS:
         for variable in CONTAINERS[name].get("environment", {}):
             if variable.startswith("SLUICE_"):
-                assert variable in known, f"{name}: no code reads {variable}"
+                assert variable in variables_the_code_reads, f"{name}: no code reads {variable}"
 
 
 def test_every_address_names_a_container_listening_there() -> None:
