@@ -17,8 +17,13 @@ def gate() -> Iterator[threading.Event]:
     event.set()
 
 
-def make_runner(gate: threading.Event) -> JobRunner[str, str]:
+def make_runner(gate: threading.Event, hold: threading.Event | None = None) -> JobRunner[str, str]:
     def work(name: str, spec: str, control: JobControl) -> str:
+        if spec == "hold":  # keeps the only worker busy until `hold` is set
+            assert hold is not None
+            while not hold.wait(0.01):
+                control.check()
+            return "held"
         if spec == "fail":
             raise InvalidArgument(
                 "spec.label: no such column", field="spec.label", reason="LABEL_MISSING"
@@ -38,12 +43,20 @@ def terminal(runner: JobRunner[str, str], name: str) -> JobState:
 
 
 def test_a_job_runs_to_success_and_watch_sees_every_stage(gate: threading.Event) -> None:
-    runner = make_runner(gate)
+    hold = threading.Event()
+    runner = make_runner(gate, hold)
+    # The only worker is busy first, so the job is certainly still queued when watching starts.
+    holder = runner.create("hold")
+    for snapshot in runner.watch(holder.name):
+        if snapshot.state is JobState.RUNNING:
+            break
     job = runner.create("ok", {"team": "ads"})
     assert job.state is JobState.QUEUED and job.name.startswith("things/")
     seen = []
     for snapshot in runner.watch(job.name):
         seen.append(snapshot.state)
+        if snapshot.state is JobState.QUEUED:
+            hold.set()
         if snapshot.progress.message == "half way":
             gate.set()
     assert seen[0] is JobState.QUEUED and seen[-1] is JobState.SUCCEEDED
