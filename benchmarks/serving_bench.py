@@ -449,7 +449,10 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start_sluice(folder: Path, work: Path, args: argparse.Namespace) -> Server:
+def start_sluice(
+    folder: Path, work: Path, args: argparse.Namespace, command: list[str] | None = None
+) -> Server:
+    """The sluice server on ``folder`` as version 1 (``command``: another way to start it)."""
     from sluice_runtime.artifacts import LocalArtifactStore
     from sluice_serving.testing import upload
 
@@ -479,7 +482,7 @@ def start_sluice(folder: Path, work: Path, args: argparse.Namespace) -> Server:
         "SLUICE_LOG_LEVEL": "WARNING",
     }
     log = work / "sluice.log"
-    process = _spawn([sys.executable, "-m", "sluice_serving"], log, env=env)
+    process = _spawn(command or [sys.executable, "-m", "sluice_serving"], log, env=env)
     return Server(SLUICE, process, f"127.0.0.1:{port}", {}, log, metrics_port)
 
 
@@ -671,15 +674,47 @@ def _rate_note(result: Result, rate: float, clients: int) -> str:
     return note if sent >= 0.95 * rate else f"{note}, only {sent:.0f}/s sent"
 
 
+def upload_version(work: Path, version: int) -> str:
+    """The benchmark's model folder (``work/mlp``) stored as ``version``; its digest."""
+    from sluice_runtime.artifacts import LocalArtifactStore
+    from sluice_serving.testing import upload
+
+    store = LocalArtifactStore(work / "store")
+    return upload(store, work / "mlp", f"models/{MODEL_NAME}/{version}")
+
+
+def load_model_version(address: str, version: int, digest: str) -> None:
+    """LoadModelVersion through the control plane, waiting until the version is AVAILABLE."""
+    import grpc
+    from sluice.serving.v1 import model_pb2, serving_service_pb2, serving_service_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        response = serving_service_pb2_grpc.ServingServiceStub(channel).LoadModelVersion(
+            serving_service_pb2.LoadModelVersionRequest(
+                model_name=MODEL_NAME,
+                version=version,
+                uri=f"models/{MODEL_NAME}/{version}",
+                digest=digest,
+                wait=True,
+            ),
+            timeout=120,
+        )
+    if response.version.state != model_pb2.VERSION_STATE_AVAILABLE:
+        state = model_pb2.VersionState.Name(response.version.state)
+        raise SystemExit(f"version {version} ended {state}")
+
+
+def load_version(server: Server, work: Path) -> None:
+    """Store and load the server's next version (a hot swap under the latest-1 policy)."""
+    version = server.next_version
+    server.next_version += 1
+    load_model_version(server.address, version, upload_version(work, version))
+
+
 def open_loop_and_swaps(
     server: Server, rate: float, args: argparse.Namespace, rnd: int, work: Path
 ) -> list[Result]:
     """Open loop at ``rate``: a steady part, then (with swaps) a part with hot swaps."""
-    import grpc
-    from sluice.serving.v1 import model_pb2, serving_service_pb2, serving_service_pb2_grpc
-    from sluice_runtime.artifacts import LocalArtifactStore
-    from sluice_serving.testing import upload
-
     method, payload = server.payloads["oip"]
     clients = args.open_clients
     # Measure once every connection is open, and keep every one sending to the window's end.
@@ -708,32 +743,16 @@ def open_loop_and_swaps(
     if args.swaps <= 0:
         return results
 
-    store = LocalArtifactStore(work / "store")
     versions = list(range(server.next_version, server.next_version + args.swaps))
     server.next_version += args.swaps
-    folder = work / "mlp"
-    digests = {v: upload(store, folder, f"models/{MODEL_NAME}/{v}") for v in versions}
+    digests = {v: upload_version(work, v) for v in versions}
 
     def swap_all() -> tuple[float, float]:
-        with grpc.insecure_channel(server.address) as channel:
-            stub = serving_service_pb2_grpc.ServingServiceStub(channel)
-            started = time.time()  # the clock of h2load's log
-            for version in versions:
-                response = stub.LoadModelVersion(
-                    serving_service_pb2.LoadModelVersionRequest(
-                        model_name=MODEL_NAME,
-                        version=version,
-                        uri=f"models/{MODEL_NAME}/{version}",
-                        digest=digests[version],
-                        wait=True,
-                    ),
-                    timeout=120,
-                )
-                if response.version.state != model_pb2.VERSION_STATE_AVAILABLE:
-                    state = model_pb2.VersionState.Name(response.version.state)
-                    raise SystemExit(f"version {version} ended {state}")
-                time.sleep(args.swap_pause)
-            return started, time.time()
+        started = time.time()  # the clock of h2load's log
+        for version in versions:
+            load_model_version(server.address, version, digests[version])
+            time.sleep(args.swap_pause)
+        return started, time.time()
 
     # h2load cannot be stopped early and still report, so it runs as long as the swaps should
     # take (from the last round's swaps), with a margin.
