@@ -55,7 +55,7 @@ from sluice_runtime.server import (
     start_metrics_endpoint,
     unique_service_names,
 )
-from sluice_runtime.telemetry import is_traced, setup_tracing
+from sluice_runtime.telemetry import call_filter, setup_tracing
 
 if TYPE_CHECKING:
     AioServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -426,7 +426,7 @@ def build_aio_server(
     async def start() -> tuple[grpc.aio.Server, AioHealthServicer, tuple[str, ...], int]:
         interceptors: list[AioServerInterceptor] = [
             otel_grpc.aio_server_interceptor(  # type: ignore[no-untyped-call]
-                tracer_provider=tracer_provider, filter_=is_traced
+                tracer_provider=tracer_provider, filter_=call_filter(tracer_provider)
             ),
             AioMetricsInterceptor(RpcMetrics(registry)),
         ]
