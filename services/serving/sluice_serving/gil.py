@@ -10,10 +10,11 @@ an open loop of 500 requests/s: a Python thread spinning 0.3 s in the server rai
 requests sent meanwhile from 1.5 to 44 ms, a process spinning beside it changed nothing, and a
 load raised their p99 from ~5 to 21-40 ms. So a background thread here
 
-- gives way (`giving_way`): it naps 1 ms after every 0.5 ms of Python, through a profile
+- gives way (`giving_way`): it naps 2 ms after every 0.5 ms of Python, through a profile
   function of its own thread (`sys.setprofile`), so that the serving threads find the GIL free;
-  under that load the p99 beside a load fell to 7-11 ms against 5-7 ms steady, while the load
-  took 0.45 s instead of 0.2 s;
+  under that load, napping 1 ms, the p99 beside a load fell to 7-11 ms against 5-7 ms steady,
+  while the load took 0.45 s instead of 0.2 s; at half of the peak (~1,300 requests/s) 2 ms naps
+  gave hot-swap/steady p99 of 1.09-1.37 against 1.38-1.94 with 1 ms (3 paired runs);
 - runs at the lowest CPU priority (`lowest_priority`), for its work outside the GIL (restoring
   variables, TensorFlow optimizing the new functions at warm-up): it mattered near saturation.
 
@@ -34,7 +35,7 @@ from types import FrameType
 from typing import Any
 
 RUN_FOR = 0.0005  # seconds of Python a background thread runs between two naps
-NAP = 0.001  # seconds it then leaves the GIL to the others
+NAP = 0.002  # seconds it then leaves the GIL to the others
 CHECK_EVERY = 64  # profile events between two looks at the clock (each look costs a call)
 LOWEST_PRIORITY = 19  # nice value
 
