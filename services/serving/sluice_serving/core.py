@@ -92,6 +92,12 @@ class VersionPolicy:
     def allows(self, version: int) -> bool:
         return self.kind != "specific" or version in self.versions
 
+    def pick(self, versions: Iterable[int]) -> set[int]:
+        """Those of ``versions`` the policy keeps: the newest N, the named ones, or all."""
+        if self.kind == "latest":
+            return set(sorted(set(versions), reverse=True)[: self.num_versions])
+        return {version for version in versions if self.allows(version)}
+
 
 @dataclass(frozen=True)
 class ListedModel:
@@ -508,19 +514,14 @@ class ServingCore:
                 f"no numbered version folder under base_path {model.base_uri!r}",
                 field=f"{field}.base_path",
             )
-        policy = model.policy
-        if policy.kind == "latest":
-            return prefix, found[-policy.num_versions :]
-        if policy.kind == "all":
-            return prefix, found
-        missing = sorted(policy.versions - set(found))
+        missing = sorted(model.policy.versions - set(found))
         if missing:
             raise FailedPrecondition(
                 f"base_path {model.base_uri!r} has no version {missing[0]} "
                 f"(it has {', '.join(map(str, found))})",
                 field=f"{field}.model_version_policy",
             )
-        return prefix, sorted(policy.versions)
+        return prefix, sorted(model.policy.pick(found))
 
     def set_label(self, model_name: str, label: str, version: int) -> ModelInfo:
         """Point ``label`` at an available version; version 0 removes the label."""
@@ -1102,13 +1103,7 @@ class ServingCore:
         if not available:
             model.current = None
             return
-        policy = model.config.version_policy
-        if policy.kind == "latest":
-            keep = {v.number for v in available[: policy.num_versions]}
-        elif policy.kind == "specific":
-            keep = {v.number for v in available if v.number in policy.versions}
-        else:
-            keep = {v.number for v in available}
+        keep = model.config.version_policy.pick(v.number for v in available)
         if not keep:
             # Never unload the last good version, even when the policy no longer names it.
             keep = {model.current.number if model.current is not None else available[0].number}
